@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.fixtures.spec",
     "tests.fixtures.postgres",
     "tests.fixtures.emulator",
+    "tests.fixtures.contract",
 ]
