@@ -1,0 +1,139 @@
+"""DuckDB implementation of ``Warehouse``: the embedded default (a file or ``:memory:``).
+
+One connection guarded by a re-entrant lock: every call takes the lock and ``transaction()``
+holds it for the whole block, so threads of one process never interleave inside a transaction
+(DuckDB would otherwise abort one of two conflicting writers). Frames are written through
+DuckDB's zero-copy registration of the pandas frame.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from moments_pipeline.warehouse._protocol import Params, WarehouseError, WriteMode
+from moments_pipeline.warehouse._sql import quote_identifier, quote_table, split_table
+
+
+class DuckDBWarehouse:
+    """A DuckDB database file (or ``:memory:``) behind the ``Warehouse`` protocol.
+
+    Args:
+        path: Database file, created when missing, or ``":memory:"``.
+        read_only: Open the file read-only.
+    """
+
+    def __init__(self, path: str | Path = ":memory:", *, read_only: bool = False) -> None:
+        self._path = str(path)
+        self._lock = threading.RLock()
+        self._depth = 0
+        try:
+            self._conn = duckdb.connect(self._path, read_only=read_only)
+        except duckdb.Error as exc:
+            raise WarehouseError(f"cannot open DuckDB database {self._path}: {exc}") from None
+
+    def __repr__(self) -> str:
+        return f"DuckDBWarehouse(path={self._path!r})"
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Run the block in one transaction (nested blocks join the outer one)."""
+        with self._lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield
+                finally:
+                    self._depth -= 1
+                return
+            self._conn.execute("BEGIN TRANSACTION")
+            self._depth = 1
+            try:
+                yield
+            except BaseException:
+                self._depth = 0
+                self._conn.execute("ROLLBACK")
+                raise
+            self._depth = 0
+            self._conn.execute("COMMIT")
+
+    def execute(self, sql: str, params: Params = ()) -> int:
+        """Run one statement with ``?`` parameters; returns the affected row count or -1."""
+        with self._lock:
+            cursor = self._conn.execute(sql, list(params))
+            if cursor.description and cursor.description[0][0] == "Count":
+                row = cursor.fetchone()
+                return int(row[0]) if row else -1
+            return -1
+
+    def execute_many(self, sql: str, rows: Sequence[Params]) -> None:
+        """Run one statement per parameter row, atomically."""
+        with self.transaction():
+            if rows:
+                self._conn.executemany(sql, [list(r) for r in rows])
+
+    def fetch_all(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
+        """Run a query with ``?`` parameters and return every row."""
+        with self._lock:
+            return self._conn.execute(sql, list(params)).fetchall()
+
+    def read_query(self, sql: str, params: Params = ()) -> pd.DataFrame:
+        """Run a query with ``?`` parameters and return a DataFrame."""
+        with self._lock:
+            return self._conn.execute(sql, list(params)).df()
+
+    def read_table(self, table: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        """Read the given columns (all when None) of a table."""
+        cols = "*" if columns is None else ", ".join(quote_identifier(c) for c in columns)
+        return self.read_query(f"SELECT {cols} FROM {quote_table(table)}")  # noqa: S608
+
+    def write_frame(self, table: str, frame: pd.DataFrame, *, mode: WriteMode = "append") -> int:
+        """Write a frame; creates the table (and schema) when missing, matches columns by name."""
+        if mode not in ("append", "replace"):
+            raise ValueError(f"mode must be 'append' or 'replace', not {mode!r}")
+        target = quote_table(table)
+        for column in frame.columns:
+            quote_identifier(str(column))
+        parts = split_table(table)
+        view = f"_frame_{uuid.uuid4().hex}"
+        with self.transaction():
+            if len(parts) >= 2:
+                schema = ".".join(quote_identifier(p) for p in parts[:-1])
+                self._conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+            self._conn.register(view, frame)
+            try:
+                if mode == "replace" or not self.table_exists(table):
+                    self._conn.execute(f"CREATE OR REPLACE TABLE {target} AS SELECT * FROM {view}")  # noqa: S608
+                else:
+                    self._conn.execute(f"INSERT INTO {target} BY NAME SELECT * FROM {view}")  # noqa: S608
+            finally:
+                self._conn.unregister(view)
+        return len(frame)
+
+    def table_exists(self, table: str) -> bool:
+        """Whether the table or view exists (unqualified names look in ``main``)."""
+        parts = split_table(table)
+        name = parts[-1]
+        schema = parts[-2] if len(parts) >= 2 else "main"
+        sql = (
+            "SELECT count(*) FROM information_schema.tables "
+            "WHERE table_schema = ? AND table_name = ?"
+        )
+        params: list[str] = [schema, name]
+        if len(parts) == 3:
+            sql += " AND table_catalog = ?"
+            params.append(parts[0])
+        rows = self.fetch_all(sql, params)
+        return bool(rows and rows[0][0])
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            self._conn.close()
