@@ -1,4 +1,131 @@
 """The Infobip Moments API client: async, rate-limited, never re-sends an ambiguous request.
 
-No Dagster import here (a test enforces it).
+No Dagster import here (a test enforces it), and never the emulator.
+
+Main pieces:
+
+- :class:`MomentsClientConfig` (``from_env()`` reads ``INFOBIP_BASE_URL``/``INFOBIP_API_KEY``).
+- :class:`MomentsClient` (async; the seven live operations, ``wait_for_report``) and
+  :class:`MomentsSyncClient` (blocking facade).
+- :class:`RateBudget`: one per account in the process, shared by every client; paces request
+  starts at ``1 / rate_per_s`` and pauses the whole account on a 429.
+- :class:`CallbackReceiver` / :class:`CallbackServer`: ``notifyUrl`` reports by ``callbackData``.
+
+Error tree (``transient`` = the same call may succeed later)::
+
+    MomentsError                  root; .transient .status_code .message_id .error_code .error_text
+    ├── AuthError                 401/403                        terminal
+    ├── ValidationError           400 (e.g. errorCode 40006)     terminal
+    ├── NotFoundError             404                            terminal
+    ├── RateLimitedError          429, .retry_after_s            transient
+    ├── ServerError               5xx                            transient
+    ├── TransportError            connect error, timeout, drop   transient
+    ├── AmbiguousSendError        body may have been processed   NOT transient: reconcile first
+    └── ReportDeadlineExceeded    report still PENDING           transient, .last_report
+
+Retry rules (Infobip has no idempotency key):
+
+- Retried automatically, bounded attempts, exponential backoff with full jitter, for every
+  operation: a connect error / connect timeout (nothing was sent) and a 429 (refused; the whole
+  account pauses for ``Retry-After``).
+- GET (report, forms): also retried on 5xx, read timeout and dropped connection.
+- DELETE (remove-people-from-flow): also retried on those; after such an ambiguous attempt a
+  400 with errorCode 40006 ("person is not in the flow") counts as done
+  (:attr:`RemovalOutcome.ASSUMED_REMOVED`).
+- POST add-flow-participants, submit-form-data, increment-view-count: a read timeout, a dropped
+  connection (after the body may have left) or a 5xx raises :class:`AmbiguousSendError` and is
+  NEVER re-sent by the client.
 """
+
+from ._client import ClientStats, MomentsClient, RemovalOutcome
+from ._config import MomentsClientConfig
+from ._errors import (
+    AmbiguousSendError,
+    AuthError,
+    MomentsError,
+    NotFoundError,
+    RateLimitedError,
+    ReportDeadlineExceeded,
+    ServerError,
+    TransportError,
+    ValidationError,
+)
+from ._models import (
+    ActionAfterSubmission,
+    AddFlowParticipantResult,
+    AddFlowParticipantsRequest,
+    AddFlowParticipantsResponse,
+    AddFlowParticipantStatus,
+    ApiFormDto,
+    ApiFormListDto,
+    ApiStatusResponse,
+    ComponentType,
+    ErrorStatusReason,
+    ExceptionResponse,
+    FlowParticipant,
+    FlowParticipantsReportResponse,
+    FormElementDto,
+    FormElementOptionDto,
+    FormStatus,
+    FormType,
+    IamEmailContact,
+    IamPersonContactsV2,
+    IamPersonV2,
+    IamPhoneContact,
+    ValidationRules,
+    WebhookPersonUniqueField,
+    WebhookPersonUniqueFieldType,
+)
+from ._poller import poll_report
+from ._ratelimit import RateBudget, rate_budget_for
+from ._receiver import CallbackReceiver, CallbackServer, ReportHandler
+from ._retry import RetryPolicy
+from ._sync import MomentsSyncClient
+
+__all__ = [
+    "ActionAfterSubmission",
+    "AddFlowParticipantResult",
+    "AddFlowParticipantStatus",
+    "AddFlowParticipantsRequest",
+    "AddFlowParticipantsResponse",
+    "AmbiguousSendError",
+    "ApiFormDto",
+    "ApiFormListDto",
+    "ApiStatusResponse",
+    "AuthError",
+    "CallbackReceiver",
+    "CallbackServer",
+    "ClientStats",
+    "ComponentType",
+    "ErrorStatusReason",
+    "ExceptionResponse",
+    "FlowParticipant",
+    "FlowParticipantsReportResponse",
+    "FormElementDto",
+    "FormElementOptionDto",
+    "FormStatus",
+    "FormType",
+    "IamEmailContact",
+    "IamPersonContactsV2",
+    "IamPersonV2",
+    "IamPhoneContact",
+    "MomentsClient",
+    "MomentsClientConfig",
+    "MomentsError",
+    "MomentsSyncClient",
+    "NotFoundError",
+    "RateBudget",
+    "RateLimitedError",
+    "RemovalOutcome",
+    "ReportDeadlineExceeded",
+    "ReportHandler",
+    "RetryPolicy",
+    "ServerError",
+    "TransportError",
+    "ValidationError",
+    "ValidationRules",
+    "WebhookPersonUniqueField",
+    "WebhookPersonUniqueFieldType",
+    "poll_report",
+    "rate_budget_for",
+]
