@@ -1,5 +1,32 @@
 """Identity preparation: vectorized normalization, dedupe and conflict detection in pandas.
 
 Pure functions of DataFrames: no I/O, no network, no Dagster. Every input row ends either in a
-participant or in quarantine with a reason.
+participant or in quarantine with a reason; an invalid secondary contact (an extra email or
+phone) is dropped from the participant and recorded in ``PreparedAudience.dropped_values``.
 """
+
+from moments_pipeline.identity._emails import Normalized, normalize_emails
+from moments_pipeline.identity._flow_payload import to_flow_participants
+from moments_pipeline.identity._participants import (
+    IDENTITY_COLUMNS,
+    IdentityInvariantError,
+    participant_identities,
+)
+from moments_pipeline.identity._phones import library_phone, normalize_phones
+from moments_pipeline.identity._prepare import PreparedAudience, prepare_audience
+from moments_pipeline.identity._reasons import DroppedValueReason, QuarantineReason
+
+__all__ = [
+    "IDENTITY_COLUMNS",
+    "DroppedValueReason",
+    "IdentityInvariantError",
+    "Normalized",
+    "PreparedAudience",
+    "QuarantineReason",
+    "library_phone",
+    "normalize_emails",
+    "normalize_phones",
+    "participant_identities",
+    "prepare_audience",
+    "to_flow_participants",
+]

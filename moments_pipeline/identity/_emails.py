@@ -1,0 +1,81 @@
+"""Email normalization: trim, lower-case, validate.
+
+A vectorized regex accepts the common plain-ASCII shape (a strict subset of what
+``email-validator`` accepts); every other distinct value is checked once by ``email-validator``
+(``check_deliverability=False``). Output is the lower-cased address, NA when invalid.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import pandas as pd
+from email_validator import EmailNotValidError, validate_email
+
+from moments_pipeline.identity._text import STRING_DTYPE, as_text
+
+MAX_EMAIL_LENGTH = 255
+
+# Conservative on purpose: dot-atom local part of common characters, LDH labels, an alphabetic
+# TLD. email-validator accepts all of these; it rejects special-use TLDs and checks IDNA, so
+# those shapes are excluded here and left to it.
+_FAST_EMAIL = (
+    r"^[a-z0-9_%+\-]+(?:\.[a-z0-9_%+\-]+)*"
+    r"@(?:[a-z0-9](?:[a-z0-9\-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
+)
+_SPECIAL_TLDS = r"\.(?:arpa|invalid|local|localhost|onion|test)$"
+
+
+class Normalized(NamedTuple):
+    """Result of normalizing one column.
+
+    Attributes:
+        values: Normalized values, NA where missing or invalid.
+        invalid: True where a non-empty raw value was rejected.
+    """
+
+    values: pd.Series
+    invalid: pd.Series
+
+
+def _library_email(value: str) -> str | None:
+    try:
+        result = validate_email(value, check_deliverability=False)
+    except EmailNotValidError:
+        return None
+    normalized = result.normalized.lower()
+    return normalized if len(normalized) <= MAX_EMAIL_LENGTH else None
+
+
+def fast_email_mask(lowered: pd.Series) -> pd.Series:
+    """True where the vectorized check alone accepts an already lower-cased address."""
+    fast = lowered.str.match(_FAST_EMAIL).fillna(False).astype(bool)
+    local_len = lowered.str.find("@")
+    fast &= (local_len <= 64).fillna(False) & (lowered.str.len() <= 254).fillna(False)
+    fast &= ~lowered.str.contains(_SPECIAL_TLDS).fillna(False).astype(bool)
+    fast &= ~lowered.str.contains("xn--", regex=False).fillna(False).astype(bool)
+    return fast
+
+
+def normalize_emails(raw: pd.Series) -> Normalized:
+    """Normalize a column of email addresses.
+
+    Args:
+        raw: Raw values (any dtype; NULL, empty and whitespace-only mean missing).
+
+    Returns:
+        Lower-cased valid addresses and the mask of rejected non-empty values.
+    """
+    text = as_text(raw)
+    present = text.notna()
+    lowered = text.str.lower()
+    too_long = (lowered.str.len() > MAX_EMAIL_LENGTH).fillna(False).astype(bool)
+    lowered = lowered.mask(too_long, pd.NA)
+    fast = fast_email_mask(lowered)
+    values = lowered.where(fast, pd.NA).astype(STRING_DTYPE)
+    slow = lowered.notna() & ~fast
+    if slow.any():
+        distinct = pd.unique(lowered[slow].to_numpy())
+        checked = {v: _library_email(v) for v in distinct}
+        values[slow] = lowered[slow].map(checked).astype(STRING_DTYPE)
+    return Normalized(values, present & values.isna())

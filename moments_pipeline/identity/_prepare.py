@@ -1,0 +1,333 @@
+"""``prepare_audience``: normalized rows -> one participant per person, or quarantine.
+
+Steps: normalize identifiers; link rows sharing any identifier (connected components); a
+component holding several person keys is a conflict resolved by the audience's policy; rows
+whose identifiers were already sent for another person (``prior_identities``) are quarantined;
+the remaining rows collapse into one participant per person key. Afterwards no identifier
+belongs to two participants: checked in code, not just tested.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from moments_pipeline.config import AudienceConfig, ConflictPolicy
+from moments_pipeline.identity._graph import distinct_per_group, row_components
+from moments_pipeline.identity._normalize_frame import EXTERNAL_ID, normalize_frame
+from moments_pipeline.identity._participants import build_participants, check_unique_identifiers
+from moments_pipeline.identity._reasons import DroppedValueReason, QuarantineReason
+from moments_pipeline.identity._text import STRING_DTYPE, as_text
+
+_DETAIL_LIMIT = 5
+
+
+@dataclass(frozen=True)
+class PreparedAudience:
+    """Result of ``prepare_audience``.
+
+    Attributes:
+        participants: One row per person: ``person_key``, ``identify_by_type``,
+            ``identify_by``, ``sender``, ``external_id``, ``emails`` (list), ``phones`` (list),
+            ``source_rows`` (list of row ids), then ``attr:<spec name>``,
+            ``custom:<name>`` and ``var:<name>`` columns.
+        quarantine: One row per quarantined input row: ``row_id``, ``reason``, ``detail``,
+            then the raw identity columns (as text) under their source names.
+        dropped_values: Secondary contacts left out of a sent participant: ``row_id``,
+            ``column``, ``value`` (raw), ``reason`` (``DroppedValueReason``).
+        counts: ``input_rows``, ``participants``, ``participant_rows``, ``quarantined_rows``,
+            ``dropped_values`` and ``quarantined:<REASON>`` per reason.
+    """
+
+    participants: pd.DataFrame
+    quarantine: pd.DataFrame
+    dropped_values: pd.DataFrame
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def _row_ids(frame: pd.DataFrame, audience: AudienceConfig) -> pd.Series:
+    column = audience.source.row_id_column
+    if column is None:
+        return pd.Series(np.arange(len(frame)).astype(str), dtype=STRING_DTYPE)
+    ids = as_text(frame[column])
+    if ids.isna().any():
+        first = int(np.flatnonzero(ids.isna().to_numpy())[0])
+        raise ValueError(
+            f"audience {audience.name!r}: row id column {column!r} is empty at row {first}"
+        )
+    duplicated = ids.duplicated()
+    if duplicated.any():
+        examples = ids[duplicated].unique()[:3].tolist()
+        raise ValueError(
+            f"audience {audience.name!r}: row id column {column!r} is not unique (e.g. {examples})"
+        )
+    return ids
+
+
+def _rank(values: pd.Series) -> np.ndarray:
+    """Recency rank per row: higher is more recent, missing is oldest."""
+    return values.rank(method="dense", na_option="top").to_numpy(dtype=np.float64)
+
+
+def _describe_shared(uses: pd.DataFrame, row_pk: np.ndarray, rows_mask: np.ndarray) -> pd.Series:
+    """Detail text per component: the identifiers used by more than one person key."""
+    sel = uses[rows_mask[uses["row"].to_numpy()]]
+    if sel.empty:
+        return pd.Series(dtype=object)
+    pk = row_pk[sel["row"].to_numpy()]
+    persons = distinct_per_group(sel["code"].to_numpy(), pk)
+    shared = sel[persons[sel["code"].to_numpy()] > 1].drop_duplicates(["comp", "code"])
+    text = shared["kind"].astype(str) + " " + shared["value"].astype(str)
+    return text.groupby(shared["comp"].to_numpy()).agg(
+        lambda s: (
+            "shared identifiers: "
+            + ", ".join(s.iloc[:_DETAIL_LIMIT])
+            + (f" (+{len(s) - _DETAIL_LIMIT} more)" if len(s) > _DETAIL_LIMIT else "")
+        )
+    )
+
+
+def _conflicting(uses: pd.DataFrame, n: int, alive: np.ndarray, pk_code: np.ndarray) -> np.ndarray:
+    """Component label per row (written into ``uses['comp']``) and the conflict mask."""
+    labels = row_components(n, uses["row"].to_numpy(), uses["code"].to_numpy())
+    uses["comp"] = labels[uses["row"].to_numpy()]
+    live = np.flatnonzero(alive)
+    keys_per_comp = distinct_per_group(labels[live], pk_code[live])
+    conflict = np.zeros(n, dtype=bool)
+    conflict[live] = keys_per_comp[labels[live]] > 1
+    return conflict
+
+
+def prepare_audience(
+    frame: pd.DataFrame,
+    audience: AudienceConfig,
+    *,
+    prior_identities: pd.DataFrame | None = None,
+) -> PreparedAudience:
+    """Normalize, dedupe and conflict-check an audience frame.
+
+    Args:
+        frame: Source rows holding every column of ``audience.source_columns()``.
+        audience: The audience definition.
+        prior_identities: Identifiers already sent (columns ``kind``, ``identifier``,
+            ``person_key``), e.g. the sync engine's identity ledger.
+
+    Returns:
+        Participants, quarantine, dropped values and counts. Every input row is either in
+        exactly one participant's ``source_rows`` or in ``quarantine``.
+
+    Raises:
+        ValueError: A source column is missing or the row id column is empty or not unique.
+        IdentityInvariantError: An identifier would be sent for two participants (a bug).
+    """
+    missing = [c for c in audience.source_columns() if c not in frame.columns]
+    if missing:
+        raise ValueError(f"audience {audience.name!r}: source has no column(s) {missing}")
+    frame = frame.reset_index(drop=True)
+    n = len(frame)
+    row_ids = _row_ids(frame, audience)
+    norm = normalize_frame(frame, audience)
+    reason = norm.row_reason
+    detail = np.full(n, "", dtype=object)
+    uses = norm.uses
+    dropped = [norm.dropped]
+
+    pk_text = ("EXTERNAL_ID:" + norm.external_id).where(
+        norm.external_id.notna(), uses_kind_prefix(audience) + norm.identify_by
+    )
+    pk_code, _ = pd.factorize(pk_text.to_numpy(), use_na_sentinel=True)
+
+    def quarantine(mask: np.ndarray, code: QuarantineReason, text: np.ndarray | str) -> None:
+        reason[mask] = code.value
+        detail[mask] = text if isinstance(text, str) else text[mask]
+
+    alive = pd.isna(reason)
+    conflict = _conflicting(uses, n, alive, pk_code)
+    policy = audience.conflicts.policy
+    if conflict.any():
+        comp_of_row = np.full(n, -1, dtype=np.int64)
+        comp_of_row[uses["row"].to_numpy()] = uses["comp"].to_numpy()
+        shared_text = _describe_shared(uses, pk_code, conflict)
+        row_detail = pd.Series(comp_of_row).map(shared_text).fillna("").to_numpy(dtype=object)
+        if policy is ConflictPolicy.QUARANTINE:
+            quarantine(conflict, QuarantineReason.IDENTITY_CONFLICT, row_detail)
+        elif policy is ConflictPolicy.KEEP_MOST_RECENT:
+            column = audience.conflicts.recency_column
+            assert column is not None  # guaranteed by ConflictConfig
+            rank = _rank(frame[column])
+            rows = np.flatnonzero(conflict)
+            persons = pd.DataFrame(
+                {"comp": comp_of_row[rows], "pk": pk_code[rows], "rank": rank[rows], "pos": rows}
+            )
+            best = (
+                persons.groupby(["comp", "pk"], sort=False)
+                .agg(rank=("rank", "max"), pos=("pos", "min"))
+                .reset_index()
+                .sort_values(["comp", "rank", "pos"], ascending=[True, False, True])
+                .drop_duplicates("comp")
+            )
+            winner = pd.Series(best["pk"].to_numpy(), index=best["comp"].to_numpy())
+            loser = np.zeros(n, dtype=bool)
+            loser[rows] = winner.reindex(comp_of_row[rows]).to_numpy() != pk_code[rows]
+            kept = pk_text.to_numpy()[np.asarray(best["pos"].to_numpy())]
+            kept_text = pd.Series(kept, index=best["comp"].to_numpy())
+            note = pd.Series(comp_of_row).map(kept_text).astype(str).to_numpy(dtype=object)
+            quarantine(
+                loser,
+                QuarantineReason.SUPERSEDED_BY_MORE_RECENT,
+                "kept more recent person " + note + "; " + row_detail,
+            )
+        else:
+            shared_uses = _shared_uses(uses, pk_code)
+            lost_idb = np.zeros(n, dtype=bool)
+            lost_idb[uses.loc[shared_uses & uses["is_idb"].to_numpy(), "row"].to_numpy()] = True
+            lost_ext = np.zeros(n, dtype=bool)
+            ext_uses = shared_uses & (uses["kind"] == EXTERNAL_ID).to_numpy()
+            lost_ext[uses.loc[ext_uses, "row"].to_numpy()] = True
+            quarantine(lost_idb | lost_ext, QuarantineReason.SHARED_IDENTIFY_BY, row_detail)
+            secondary = uses[shared_uses & ~uses["is_idb"].to_numpy()]
+            dropped.append(
+                pd.DataFrame(
+                    {
+                        "row": secondary["row"].to_numpy(),
+                        "column": secondary["column"].astype(str).to_numpy(),
+                        "value": secondary["value"].to_numpy(),
+                        "reason": DroppedValueReason.SHARED_IDENTIFIER.value,
+                    }
+                )
+            )
+            uses = uses[~shared_uses]
+        uses = uses[pd.isna(reason)[uses["row"].to_numpy()]].reset_index(drop=True)
+        # Re-check: whatever a policy left must be free of conflicts.
+        alive = pd.isna(reason)
+        again = _conflicting(uses, n, alive, pk_code)
+        if again.any():
+            quarantine(again, QuarantineReason.IDENTITY_CONFLICT, "conflict left after policy")
+            uses = uses[~again[uses["row"].to_numpy()]].reset_index(drop=True)
+
+    if prior_identities is not None and len(prior_identities):
+        flagged = _sent_for_other_person(uses, pk_text.to_numpy(), prior_identities)
+        if flagged is not None:
+            mask, text = flagged
+            quarantine(mask, QuarantineReason.IDENTIFIER_SENT_FOR_OTHER_PERSON, text)
+            uses = uses[~mask[uses["row"].to_numpy()]].reset_index(drop=True)
+
+    alive = pd.isna(reason)
+    recency = audience.conflicts.recency_column
+    rank = _rank(frame[recency]) if recency else np.zeros(n)
+    participants, unsendable = build_participants(
+        frame, audience, row_ids, uses, alive, pk_text.to_numpy(), pk_code, rank
+    )
+    if unsendable.any():
+        quarantine(
+            unsendable,
+            QuarantineReason.UNSENDABLE_IDENTIFY_BY,
+            "person already has another identifyBy of this type",
+        )
+    check_unique_identifiers(participants, audience)
+    return _result(frame, audience, row_ids, participants, reason, detail, dropped)
+
+
+def uses_kind_prefix(audience: AudienceConfig) -> str:
+    """Person-key prefix for rows keyed by their identifyBy (``EMAIL:`` ...)."""
+    from moments_pipeline.identity._normalize_frame import identify_by_kind
+
+    return identify_by_kind(audience) + ":"
+
+
+def _shared_uses(uses: pd.DataFrame, pk_code: np.ndarray) -> np.ndarray:
+    codes = uses["code"].to_numpy()
+    persons = distinct_per_group(codes, pk_code[uses["row"].to_numpy()])
+    return persons[codes] > 1
+
+
+def _sent_for_other_person(
+    uses: pd.DataFrame, pk_text: np.ndarray, prior: pd.DataFrame
+) -> tuple[np.ndarray, np.ndarray] | None:
+    missing = {"kind", "identifier", "person_key"} - set(prior.columns)
+    if missing:
+        raise ValueError(f"prior_identities lacks column(s) {sorted(missing)}")
+    probe = pd.DataFrame(
+        {
+            "row": uses["row"].to_numpy(),
+            "kind": uses["kind"].astype(str).to_numpy(),
+            "identifier": uses["value"].astype(str).to_numpy(),
+        }
+    )
+    known = prior[["kind", "identifier", "person_key"]].astype(str).drop_duplicates()
+    hits = probe.merge(known, on=["kind", "identifier"], how="inner")
+    hits = hits[hits["person_key"].to_numpy() != pk_text[hits["row"].to_numpy()]]
+    if hits.empty:
+        return None
+    # Quarantine every row of each flagged person, not only the row holding the identifier.
+    flagged_keys = pd.unique(pk_text[hits["row"].to_numpy()])
+    first = hits.assign(pk=pk_text[hits["row"].to_numpy()]).drop_duplicates("pk")
+    text_by_pk = dict(
+        zip(
+            first["pk"],
+            first["kind"]
+            + " "
+            + first["identifier"]
+            + " was sent for person "
+            + first["person_key"],
+            strict=True,
+        )
+    )
+    rows = np.unique(uses["row"].to_numpy())
+    mask = np.zeros(len(pk_text), dtype=bool)
+    mask[rows[np.isin(pk_text[rows], flagged_keys)]] = True
+    text = np.array([text_by_pk.get(k, "") for k in pk_text], dtype=object)
+    return mask, text
+
+
+def _result(
+    frame: pd.DataFrame,
+    audience: AudienceConfig,
+    row_ids: pd.Series,
+    participants: pd.DataFrame,
+    reason: np.ndarray,
+    detail: np.ndarray,
+    dropped: list[pd.DataFrame],
+) -> PreparedAudience:
+    quarantined = np.flatnonzero(pd.notna(reason))
+    identity = audience.identity
+    raw_columns = [
+        c
+        for c in dict.fromkeys(
+            [identity.identify_by.column, identity.external_id, *identity.emails, *identity.phones]
+        )
+        if c
+    ]
+    quarantine = pd.DataFrame(
+        {
+            "row_id": row_ids.to_numpy()[quarantined],
+            "reason": reason[quarantined].astype(str),
+            "detail": detail[quarantined].astype(str),
+        }
+    )
+    for c in raw_columns:
+        quarantine[c] = as_text(frame[c]).to_numpy()[quarantined]
+    dropped_frame = pd.concat([d for d in dropped if len(d)] or [dropped[0]], ignore_index=True)
+    dropped_frame = dropped_frame[~np.isin(dropped_frame["row"].to_numpy(), quarantined)]
+    dropped_values = pd.DataFrame(
+        {
+            "row_id": row_ids.to_numpy()[dropped_frame["row"].to_numpy(dtype=np.int64)],
+            "column": dropped_frame["column"].astype(str).to_numpy(),
+            "value": dropped_frame["value"].to_numpy(),
+            "reason": dropped_frame["reason"].astype(str).to_numpy(),
+        }
+    )
+    counts = {
+        "input_rows": len(frame),
+        "participants": len(participants),
+        "participant_rows": int(participants["source_rows"].map(len).sum()),
+        "quarantined_rows": len(quarantine),
+        "dropped_values": len(dropped_values),
+    }
+    for code, count in quarantine["reason"].value_counts().items():
+        counts[f"quarantined:{code}"] = int(count)
+    if counts["participant_rows"] + counts["quarantined_rows"] != counts["input_rows"]:
+        raise AssertionError("identity preparation lost or duplicated input rows")
+    return PreparedAudience(participants, quarantine, dropped_values, counts)
