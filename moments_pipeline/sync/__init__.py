@@ -2,4 +2,79 @@
 
 Plain Python that returns a result: it imports no Dagster and does no logging (a test enforces
 both), so it can be driven and tested without an orchestrator.
+
+Typical use::
+
+    ledger = SqlLedgerStore(warehouse)
+    receiver = CallbackReceiver(handler=ledger_callback_handler(ledger))
+    with CallbackServer(receiver) as server:
+        async with MomentsClient(config) as client:
+            destination = MomentsFlowDestination(client, notify_url=server.notify_url)
+            result = await SyncEngine(destination, ledger).run(
+                audience="vip", partition_key="2026-11-25", campaign_id=200000000000001,
+                participants=participants_from_prepared(prepared, spec),
+            )
 """
+
+from ._batching import (
+    MAX_BATCH_SIZE,
+    DuplicateIdentifierError,
+    PlannedBatch,
+    SyncParticipant,
+    check_unique_identifiers,
+    identifiers_of,
+    plan_batches,
+)
+from ._clock import Clock, MonotonicClock
+from ._destination import MomentsFlowDestination, ledger_callback_handler, report_from_model
+from ._engine import SENDING_AT_CRASH, SyncEngine, SyncOptions
+from ._ledger_sql import SqlLedgerStore
+from ._protocols import (
+    BatchMember,
+    BatchRecord,
+    BatchState,
+    FlowDestination,
+    LedgerStore,
+    OperationReport,
+    ParticipantVerdict,
+    QuarantineRow,
+    SendKind,
+    SendOutcome,
+    StatusRow,
+)
+from ._reports import IN_FLOW_REASON
+from ._result import HeldBatch, RejectedSample, SyncResult
+
+__all__ = [
+    "IN_FLOW_REASON",
+    "MAX_BATCH_SIZE",
+    "SENDING_AT_CRASH",
+    "BatchMember",
+    "BatchRecord",
+    "BatchState",
+    "Clock",
+    "DuplicateIdentifierError",
+    "FlowDestination",
+    "HeldBatch",
+    "LedgerStore",
+    "MomentsFlowDestination",
+    "MonotonicClock",
+    "OperationReport",
+    "ParticipantVerdict",
+    "PlannedBatch",
+    "QuarantineRow",
+    "RejectedSample",
+    "SendKind",
+    "SendOutcome",
+    "SqlLedgerStore",
+    "StatusRow",
+    "SyncEngine",
+    "SyncOptions",
+    "SyncParticipant",
+    "SyncResult",
+    "check_unique_identifiers",
+    "identifiers_of",
+    "ledger_callback_handler",
+    "plan_batches",
+    "report_from_model",
+]

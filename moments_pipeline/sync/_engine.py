@@ -1,0 +1,561 @@
+"""The sync engine: plan, send through the outbox, collect reports, record every participant.
+
+Exactly once, without an idempotency key on Infobip's side, rests on the outbox in the shared
+ledger: a batch is PLANNED before anything leaves, marked SENDING (durably) right before its
+body leaves, and SENT once its operationId is known. A re-run sends only PLANNED batches; a batch
+caught in SENDING may have been queued and is treated like an ambiguous send: resolved by a
+notifyUrl callback (callbackData = batch id) or HELD, and re-sent only on ``resend_ambiguous``.
+
+Reports come preferably by callback (no request spent from the account's 10 req/s), by polling
+only after a grace period, all within the report deadline. The engine never logs; everything it
+knows ends in the ``SyncResult`` and the ledger. It imports no warehouse implementation and no
+HTTP library: only the two protocols.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from ._batching import (
+    MAX_BATCH_SIZE,
+    SyncParticipant,
+    check_unique_identifiers,
+    mask_identifier,
+    plan_batches,
+)
+from ._clock import Clock, MonotonicClock
+from ._protocols import (
+    BatchMember,
+    BatchRecord,
+    BatchState,
+    FlowDestination,
+    LedgerStore,
+    OperationReport,
+    QuarantineRow,
+    SendKind,
+    SendOutcome,
+    StatusRow,
+)
+from ._reports import BatchContext, statuses_from_reports, statuses_without_report
+from ._result import HeldBatch, RejectedSample, SyncResult
+
+_T = TypeVar("_T")
+
+SENDING_AT_CRASH = "SENDING_AT_CRASH"
+"""Reason of a batch found SENDING by a later run: its request may have left."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SyncOptions:
+    """Knobs of a run. Defaults suit a real account (10 requests/s, 1000 per request).
+
+    Attributes:
+        batch_size: participants per request, 1..1000.
+        max_concurrent_sends: requests in flight at once; the client's rate budget paces them,
+            this keeps the pipe full (10 req/s x 150 ms latency needs only 2; default 8).
+        resend_ambiguous: re-send a batch whose earlier send was ambiguous and for which no
+            callback proves it was queued. Off by default because Infobip has no idempotency
+            key; when on, REJECTED_PERSON_IN_FLOW on the re-sent batch counts as delivered.
+        report_deadline_s: how long after the last request to wait for final reports;
+            operations still PENDING then are recorded as PENDING.
+        callback_grace_s: how long after a send to wait for its notifyUrl callback before
+            polling for the report (and before declaring an ambiguous batch HELD).
+        poll_timeout_s: longest single wait for one polled report.
+        max_concurrent_polls: polled reports in flight at once (they share the rate budget).
+        check_interval_s: how often callbacks in the ledger are looked at.
+        flush_interval_s: how often buffered ledger writes (SENT marks, statuses) are flushed.
+        not_sent_retries: extra attempts for a request known not to have been processed.
+        rejected_samples: rejected participants to keep in the result.
+    """
+
+    batch_size: int = MAX_BATCH_SIZE
+    max_concurrent_sends: int = 8
+    resend_ambiguous: bool = False
+    report_deadline_s: float = 600.0
+    callback_grace_s: float = 10.0
+    poll_timeout_s: float = 30.0
+    max_concurrent_polls: int = 4
+    check_interval_s: float = 0.2
+    flush_interval_s: float = 1.0
+    not_sent_retries: int = 2
+    rejected_samples: int = 20
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.batch_size <= MAX_BATCH_SIZE:
+            raise ValueError(f"batch_size must be within 1..{MAX_BATCH_SIZE}: {self.batch_size}")
+        if self.max_concurrent_sends < 1 or self.max_concurrent_polls < 1:
+            raise ValueError("max_concurrent_sends and max_concurrent_polls must be >= 1")
+
+
+@dataclasses.dataclass(slots=True)
+class _Batch:
+    """A batch while the run handles it."""
+
+    record: BatchRecord
+    members: list[BatchMember]
+    participants: tuple[SyncParticipant, ...] | None
+    sent_at: float | None = None
+    held_at: float | None = None
+    reports: list[OperationReport] = dataclasses.field(default_factory=list)
+    resolved_by: str | None = None
+    poll: asyncio.Task[OperationReport | None] | None = None
+
+    @property
+    def context(self) -> BatchContext:
+        r = self.record
+        return BatchContext(r.batch_id, r.audience, r.partition_key, r.campaign_id, r.resent)
+
+
+class _Ledger:
+    """Runs ledger calls one at a time on a worker thread, off the event loop."""
+
+    def __init__(self, store: LedgerStore) -> None:
+        self.store = store
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sync-ledger")
+
+    async def __call__(self, fn: Callable[..., _T], *args: Any) -> _T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+
+class SyncEngine:
+    """Puts participants into one flow exactly once, keeping a record of each of them.
+
+    Args:
+        destination: where requests go (``MomentsFlowDestination`` in production).
+        ledger: the shared durable state (``SqlLedgerStore`` in production).
+        options: the run's knobs.
+        clock: injectable time source (tests pass a fake one).
+    """
+
+    def __init__(
+        self,
+        destination: FlowDestination,
+        ledger: LedgerStore,
+        *,
+        options: SyncOptions | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.destination = destination
+        self.ledger = ledger
+        self.options = options or SyncOptions()
+        self.clock = clock or MonotonicClock()
+
+    async def run(
+        self,
+        *,
+        audience: str,
+        partition_key: str,
+        campaign_id: int,
+        participants: Sequence[SyncParticipant],
+        quarantine: Sequence[QuarantineRow] = (),
+    ) -> SyncResult:
+        """Sync one partition of an audience into one flow.
+
+        Args:
+            audience: audience name.
+            partition_key: the partition being synced ("" when unpartitioned).
+            campaign_id: the flow's campaignId.
+            participants: prepared participants, one per person.
+            quarantine: rows preparation refused; recorded in the ledger and counted.
+
+        Returns:
+            The run's ``SyncResult``.
+
+        Raises:
+            DuplicateIdentifierError: when two participants share an identifier (nothing sent).
+        """
+        run = _Run(self, audience, partition_key, campaign_id)
+        return await run.execute(participants, quarantine)
+
+
+class _Run:
+    """State of one ``SyncEngine.run`` call."""
+
+    def __init__(self, engine: SyncEngine, audience: str, partition: str, campaign: int) -> None:
+        self.destination = engine.destination
+        self.opts = engine.options
+        self.clock = engine.clock
+        self.db = _Ledger(engine.ledger)
+        self.result = SyncResult(audience=audience, partition_key=partition, campaign_id=campaign)
+        self.audience, self.partition, self.campaign = audience, partition, campaign
+        self.batches: dict[str, _Batch] = {}
+        self.body_by_key: dict[str, SyncParticipant] = {}
+        self.pending_updates: dict[str, BatchRecord] = {}
+        self.pending_statuses: list[StatusRow] = []
+        self.send_slots = asyncio.Semaphore(self.opts.max_concurrent_sends)
+        self.poll_slots = asyncio.Semaphore(self.opts.max_concurrent_polls)
+        self.send_tasks: set[asyncio.Task[None]] = set()
+        self.last_flush = self.clock.now()
+        self.sends_done_at: float | None = None
+
+    async def execute(
+        self, participants: Sequence[SyncParticipant], quarantine: Sequence[QuarantineRow]
+    ) -> SyncResult:
+        started = self.clock.now()
+        check_unique_identifiers(participants)
+        try:
+            await self.db(self.db.store.ensure_schema)
+            await self._record_quarantine(quarantine)
+            new_batches = await self._plan(participants)
+            for batch in new_batches:
+                self._spawn_send(batch)
+            await self._collect()
+            await self._finish()
+        finally:
+            for batch in self.batches.values():
+                if batch.poll is not None:
+                    batch.poll.cancel()
+            self.db.close()
+        self.result.duration_s = self.clock.now() - started
+        return self.result
+
+    # -- planning ---------------------------------------------------------------------------
+
+    async def _record_quarantine(self, quarantine: Sequence[QuarantineRow]) -> None:
+        for row in quarantine:
+            self.result.quarantined_by_reason[row.reason] += 1
+        if quarantine:
+            await self.db(self.db.store.record_quarantine, list(quarantine))
+
+    async def _plan(self, participants: Sequence[SyncParticipant]) -> list[_Batch]:
+        store = self.db.store
+        self.body_by_key = {p.person_key: p for p in participants}
+        existing = await self.db(store.batches, self.audience, self.partition, self.campaign)
+        stale = [b.batch_id for b in existing if b.state is BatchState.PLANNED]
+        if stale:  # never left: forget them and plan again from the current input
+            await self.db(store.discard_planned, stale)
+        live = [b for b in existing if b.state in _LIVE_STATES]
+        members = await self.db(store.batch_members, [b.batch_id for b in live])
+        by_batch: dict[str, list[BatchMember]] = {b.batch_id: [] for b in live}
+        for m in members:
+            by_batch[m.batch_id].append(m)
+        claimed = {m.person_key for m in members}
+        crashed: list[BatchRecord] = []
+        for record in live:
+            if record.state is BatchState.SENDING:
+                record = dataclasses.replace(record, state=BatchState.HELD, reason=SENDING_AT_CRASH)
+                crashed.append(record)
+            batch = _Batch(
+                record, by_batch[record.batch_id], self._bodies(by_batch[record.batch_id])
+            )
+            if record.state is BatchState.HELD:
+                batch.held_at = float("-inf")  # held by an earlier run: no grace left
+            self.batches[record.batch_id] = batch
+        if crashed:
+            await self.db(store.update_batches, crashed)
+        delivered = await self.db(store.delivered_person_keys, self.campaign)
+        to_send = []
+        for p in participants:
+            if p.person_key in claimed:
+                continue
+            if p.person_key in delivered:
+                self.result.already_delivered += 1
+            else:
+                to_send.append(p)
+        self.result.participants_in = len(participants)
+        self.result.delivered = self.result.already_delivered
+        planned = plan_batches(
+            to_send,
+            audience=self.audience,
+            partition_key=self.partition,
+            campaign_id=self.campaign,
+            batch_size=self.opts.batch_size,
+            taken_ids={b.batch_id for b in existing if b.batch_id not in stale},
+        )
+        records = [
+            BatchRecord(
+                batch_id=p.batch_id,
+                audience=self.audience,
+                partition_key=self.partition,
+                campaign_id=self.campaign,
+                attempt=p.attempt,
+                size=len(p.participants),
+                state=BatchState.PLANNED,
+            )
+            for p in planned
+        ]
+        all_members = [m for p in planned for m in p.members]
+        if records:
+            await self.db(store.plan_batches, records, all_members)
+        new = [
+            _Batch(r, list(p.members), p.participants)
+            for r, p in zip(records, planned, strict=True)
+        ]
+        for batch in new:
+            self.batches[batch.record.batch_id] = batch
+        self.result.batches_planned = len(self.batches)
+        return new
+
+    def _bodies(self, members: list[BatchMember]) -> tuple[SyncParticipant, ...] | None:
+        """Rebuild a batch's bodies from the current input (None if someone is missing)."""
+        keys = sorted({m.person_key for m in members})
+        bodies = [self.body_by_key.get(k) for k in keys]
+        if any(b is None for b in bodies):
+            return None
+        return tuple(b for b in bodies if b is not None)
+
+    # -- sending ----------------------------------------------------------------------------
+
+    def _spawn_send(self, batch: _Batch, *, resend: bool = False) -> None:
+        task = asyncio.create_task(self._send(batch, resend=resend))
+        self.send_tasks.add(task)
+        task.add_done_callback(self.send_tasks.discard)
+
+    async def _send(self, batch: _Batch, *, resend: bool) -> None:
+        assert batch.participants is not None
+        bodies = [p.body for p in batch.participants]
+        async with self.send_slots:
+            batch.record = dataclasses.replace(batch.record, state=BatchState.SENDING)
+            for attempt in range(self.opts.not_sent_retries + 1):
+                # The SENDING mark must be durable before the body leaves: after a crash it is
+                # what tells a later run that this request may have been queued.
+                await self.db(self.db.store.mark_sending, batch.record.batch_id)
+                outcome = await self._send_once(bodies, batch.record.batch_id)
+                if outcome.kind is not SendKind.NOT_SENT:
+                    break
+                if attempt < self.opts.not_sent_retries:
+                    await self.clock.sleep(0.5 * 2**attempt)
+        self.result.batches_sent += 1
+        now = self.clock.now()
+        record = batch.record
+        if outcome.kind is SendKind.SENT:
+            record = dataclasses.replace(
+                record, state=BatchState.SENT, operation_id=outcome.operation_id, reason=None
+            )
+            batch.sent_at = now
+        elif outcome.kind is SendKind.AMBIGUOUS:
+            record = dataclasses.replace(record, state=BatchState.HELD, reason=outcome.reason)
+            batch.held_at = now
+        elif outcome.kind is SendKind.REFUSED:
+            record = dataclasses.replace(record, state=BatchState.FAILED, reason=outcome.reason)
+            batch.resolved_by = "refused"
+        else:  # known not processed: back to PLANNED, so a later run plans it again
+            record = dataclasses.replace(record, state=BatchState.PLANNED, reason=outcome.reason)
+        if resend:
+            record = dataclasses.replace(record, resent=True)
+        batch.record = record
+        self.pending_updates[record.batch_id] = record
+
+    async def _send_once(self, bodies: list[Any], batch_id: str) -> SendOutcome:
+        try:
+            return await self.destination.send(self.campaign, bodies, callback_data=batch_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the body may have left: assume nothing
+            return SendOutcome(SendKind.AMBIGUOUS, reason=f"UNEXPECTED:{type(exc).__name__}")
+
+    # -- reports ----------------------------------------------------------------------------
+
+    def _outstanding(self) -> list[_Batch]:
+        return [
+            b
+            for b in self.batches.values()
+            if b.resolved_by is None and b.record.state in (BatchState.SENT, BatchState.HELD)
+        ]
+
+    async def _collect(self) -> None:
+        """Absorb callbacks, poll late reports, resend or hold ambiguous batches, flush."""
+        deadline: float | None = None
+        while True:
+            now = self.clock.now()
+            if not self.send_tasks and deadline is None:
+                deadline = now + self.opts.report_deadline_s
+                self.sends_done_at = now
+            await self._absorb_callbacks()
+            self._handle_ambiguous(now)
+            self._start_polls(now, deadline)
+            if now - self.last_flush >= self.opts.flush_interval_s:
+                await self._flush()
+            waiting = [b for b in self._outstanding() if b.record.state is BatchState.SENT]
+            waiting += [b for b in self._outstanding() if self._may_still_resolve(b, now)]
+            if not self.send_tasks and not waiting:
+                return
+            if deadline is not None and now >= deadline:
+                return
+            await self.clock.sleep(self.opts.check_interval_s)
+
+    def _may_still_resolve(self, batch: _Batch, now: float) -> bool:
+        """A HELD batch is worth waiting for while its callback grace lasts."""
+        if batch.record.state is not BatchState.HELD or self.destination.notify_url is None:
+            return False
+        return batch.held_at is not None and now - batch.held_at < self.opts.callback_grace_s
+
+    async def _absorb_callbacks(self) -> None:
+        outstanding = {b.record.batch_id: b for b in self._outstanding()}
+        if not outstanding:
+            return
+        received = await self.db(self.db.store.callbacks, list(outstanding))
+        for batch_id, reports in received.items():
+            batch = outstanding[batch_id]
+            batch.reports = reports
+            if batch.record.state is BatchState.HELD:
+                # A callback proves the operation was queued and names it.
+                batch.record = dataclasses.replace(
+                    batch.record, state=BatchState.SENT, operation_id=reports[0].operation_id
+                )
+                batch.sent_at = self.clock.now()
+                self.pending_updates[batch_id] = batch.record
+            if all(r.is_final for r in reports):
+                self._resolve(batch, "callback")
+
+    def _handle_ambiguous(self, now: float) -> None:
+        if not self.opts.resend_ambiguous:
+            return
+        for batch in self._outstanding():
+            if batch.record.state is not BatchState.HELD or batch.participants is None:
+                continue
+            if self._may_still_resolve(batch, now) or batch.record.batch_id in self._sending():
+                continue
+            batch.held_at = None
+            batch.record = dataclasses.replace(batch.record, state=BatchState.SENDING)
+            self._spawn_send(batch, resend=True)
+
+    def _sending(self) -> set[str]:
+        return {
+            b.record.batch_id for b in self.batches.values() if b.record.state is BatchState.SENDING
+        }
+
+    def _start_polls(self, now: float, deadline: float | None) -> None:
+        grace = self.opts.callback_grace_s if self.destination.notify_url else 0.0
+        for batch in self._outstanding():
+            if batch.record.state is not BatchState.SENT or batch.poll is not None:
+                continue
+            if batch.sent_at is not None and now - batch.sent_at < grace:
+                continue
+            limit = self.opts.poll_timeout_s
+            if deadline is not None:
+                limit = min(limit, max(deadline - now, 0.0))
+            batch.poll = asyncio.create_task(self._poll(batch, limit))
+
+    async def _poll(self, batch: _Batch, timeout_s: float) -> OperationReport | None:
+        operation_id = batch.record.operation_id
+        assert operation_id is not None
+        async with self.poll_slots:
+            try:
+                report = await self.destination.fetch_report(
+                    self.campaign, operation_id, timeout_s=timeout_s
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - a failed poll is retried until the deadline
+                report = None
+        if batch.resolved_by is None and report is not None:
+            batch.reports = [*[r for r in batch.reports if r.operation_id != operation_id], report]
+            if report.is_final:
+                self._resolve(batch, "polling")
+        batch.poll = None
+        return report
+
+    def _resolve(self, batch: _Batch, how: str) -> None:
+        batch.resolved_by = how
+        if batch.poll is not None and how == "callback":
+            batch.poll.cancel()
+            batch.poll = None
+        batch.record = dataclasses.replace(batch.record, state=BatchState.REPORTED)
+        self.pending_updates[batch.record.batch_id] = batch.record
+        rows = statuses_from_reports(batch.context, batch.members, batch.reports)
+        self._count(rows)
+        self.pending_statuses.extend(rows)
+
+    async def _flush(self) -> None:
+        self.last_flush = self.clock.now()
+        updates = list(self.pending_updates.values())
+        statuses = self.pending_statuses
+        self.pending_updates, self.pending_statuses = {}, []
+        if updates:
+            await self.db(self.db.store.update_batches, updates)
+        if statuses:
+            await self.db(self.db.store.upsert_statuses, statuses)
+
+    # -- the record -------------------------------------------------------------------------
+
+    async def _finish(self) -> None:
+        for task in list(self.send_tasks):
+            task.cancel()
+        for batch in self.batches.values():
+            if batch.poll is not None:
+                batch.poll.cancel()
+                batch.poll = None
+        await self._flush()
+        final_rows: list[StatusRow] = []
+        result = self.result
+        for batch in self.batches.values():
+            record = batch.record
+            if record.operation_id:
+                result.operation_ids.append(record.operation_id)
+            if batch.resolved_by == "callback":
+                result.reports_by_callback += 1
+            elif batch.resolved_by == "polling":
+                result.reports_by_polling += 1
+            if batch.resolved_by not in ("callback", "polling"):
+                rows = self._unresolved_rows(batch)
+                self._count(rows)
+                final_rows.extend(rows)
+            if record.state in (BatchState.HELD, BatchState.PLANNED):
+                result.held_batches.append(
+                    HeldBatch(record.batch_id, record.size, record.state.value, record.reason or "")
+                )
+        if final_rows:
+            await self.db(self.db.store.upsert_statuses, final_rows)
+
+    def _unresolved_rows(self, batch: _Batch) -> list[StatusRow]:
+        record = batch.record
+        if record.state is BatchState.FAILED:
+            reason = f"REQUEST_REFUSED:{record.reason}"
+            return statuses_without_report(
+                batch.context, batch.members, status="REJECTED", reason=reason
+            )
+        if record.state is BatchState.SENT:  # still PENDING at the deadline
+            if batch.reports:
+                return statuses_from_reports(batch.context, batch.members, batch.reports)
+            return statuses_without_report(
+                batch.context,
+                batch.members,
+                status="PENDING",
+                reason="REPORT_DEADLINE",
+                operation_id=record.operation_id,
+            )
+        if record.state is BatchState.PLANNED:
+            return statuses_without_report(
+                batch.context, batch.members, status="NOT_SENT", reason=record.reason
+            )
+        # HELD, or SENDING when the run was cut short
+        return statuses_without_report(
+            batch.context, batch.members, status="HELD", reason=record.reason
+        )
+
+    def _count(self, rows: list[StatusRow]) -> None:
+        result = self.result
+        for row in rows:
+            result.status_counts[row.status] += 1
+            if row.status != "ACCEPTED":
+                result.reason_counts[row.error_reason or row.status] += 1
+            if row.delivered:
+                result.delivered += 1
+            if (
+                row.status == "REJECTED"
+                and len(result.rejected_samples) < self.opts.rejected_samples
+            ):
+                member = next(
+                    m
+                    for m in self.batches[row.batch_id or ""].members
+                    if m.person_key == row.person_key and m.is_identify_by
+                )
+                result.rejected_samples.append(
+                    RejectedSample(
+                        row.person_key,
+                        member.kind,
+                        mask_identifier(member.identifier),
+                        row.error_reason,
+                    )
+                )
+
+
+_LIVE_STATES = (BatchState.SENDING, BatchState.SENT, BatchState.HELD)

@@ -1,0 +1,375 @@
+"""The ledger on a shared SQL database, through the ``Warehouse`` protocol.
+
+Portable between DuckDB and PostgreSQL: plain types (TEXT, BIGINT, INTEGER, BOOLEAN,
+TIMESTAMP), ``?`` placeholders, no dialect-specific upsert. Bulk writes go through
+``write_frame`` into a uniquely named staging table, then one set-based statement, so runs on
+different machines never share a staging table. Upserts are DELETE-then-INSERT in one
+transaction.
+
+Tables (names share a configurable prefix, ``moments_sync_`` by default):
+
+- ``outbox``: one row per batch (state, operationId, reason).
+- ``batch_members``: every identifier of every participant of every batch; the identity ledger
+  is these rows for batches whose body may have left (SENDING or later).
+- ``participant_status``: each person's last status per flow; it outlives Infobip's 30 days.
+- ``quarantine``: input rows preparation refused, with reasons.
+- ``callbacks``: reports received on notifyUrl, raw, keyed by (callbackData, operationId).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING
+
+import orjson
+import pandas as pd
+
+from ._protocols import (
+    BatchMember,
+    BatchRecord,
+    BatchState,
+    OperationReport,
+    QuarantineRow,
+    StatusRow,
+)
+from ._reports import IN_FLOW_REASON
+
+if TYPE_CHECKING:  # the protocol only; the implementation is chosen by the caller
+    from moments_pipeline.warehouse import Warehouse
+
+_CHUNK = 500
+"""Parameters per IN (...) list: far below every backend's limit."""
+
+_SENT_OR_LATER = ("SENDING", "SENT", "HELD", "REPORTED")
+
+
+def _chunks(items: Sequence[str], size: int = _CHUNK) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _marks(n: int) -> str:
+    return ", ".join("?" * n)
+
+
+class SqlLedgerStore:
+    """``LedgerStore`` over any ``Warehouse`` (DuckDB file or PostgreSQL database).
+
+    Args:
+        warehouse: an open warehouse; all machines running syncs must see the same database.
+        table_prefix: prefix of the ledger's table names (a plain SQL identifier).
+    """
+
+    def __init__(self, warehouse: Warehouse, *, table_prefix: str = "moments_sync_") -> None:
+        if not table_prefix.replace("_", "a").isalnum() or not table_prefix[:1].isalpha():
+            raise ValueError(
+                f"table_prefix must be a plain SQL identifier prefix: {table_prefix!r}"
+            )
+        self.warehouse = warehouse
+        p = table_prefix
+        self.outbox = f"{p}outbox"
+        self.members = f"{p}batch_members"
+        self.status = f"{p}participant_status"
+        self.quarantine_table = f"{p}quarantine"
+        self.callbacks_table = f"{p}callbacks"
+        self._prefix = p
+
+    def __repr__(self) -> str:
+        return f"SqlLedgerStore(prefix={self._prefix!r}, warehouse={self.warehouse!r})"
+
+    # -- schema -------------------------------------------------------------------------------
+
+    def ensure_schema(self) -> None:
+        """Create the ledger's tables and indexes when missing."""
+        ddl = [
+            f"""CREATE TABLE IF NOT EXISTS {self.outbox} (
+                batch_id TEXT PRIMARY KEY, audience TEXT NOT NULL, partition_key TEXT NOT NULL,
+                campaign_id BIGINT NOT NULL, attempt INTEGER NOT NULL, size INTEGER NOT NULL,
+                state TEXT NOT NULL, operation_id TEXT, reason TEXT,
+                resent BOOLEAN NOT NULL DEFAULT FALSE,
+                updated_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP)""",
+            f"""CREATE TABLE IF NOT EXISTS {self.members} (
+                batch_id TEXT NOT NULL, person_key TEXT NOT NULL, kind TEXT NOT NULL,
+                identifier TEXT NOT NULL, is_identify_by BOOLEAN NOT NULL)""",
+            f"""CREATE TABLE IF NOT EXISTS {self.status} (
+                campaign_id BIGINT NOT NULL, person_key TEXT NOT NULL, audience TEXT NOT NULL,
+                partition_key TEXT NOT NULL, batch_id TEXT, operation_id TEXT,
+                status TEXT NOT NULL, error_reason TEXT, delivered BOOLEAN NOT NULL,
+                updated_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP)""",
+            f"""CREATE TABLE IF NOT EXISTS {self.quarantine_table} (
+                audience TEXT NOT NULL, partition_key TEXT NOT NULL, row_id TEXT NOT NULL,
+                reason TEXT NOT NULL, detail TEXT,
+                recorded_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP)""",
+            f"""CREATE TABLE IF NOT EXISTS {self.callbacks_table} (
+                callback_data TEXT NOT NULL, operation_id TEXT NOT NULL,
+                campaign_id BIGINT NOT NULL, payload TEXT NOT NULL,
+                received_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP)""",
+            f"CREATE INDEX IF NOT EXISTS {self.outbox}_scope "
+            f"ON {self.outbox} (audience, partition_key, campaign_id)",
+            f"CREATE INDEX IF NOT EXISTS {self.callbacks_table}_key "
+            f"ON {self.callbacks_table} (callback_data)",
+        ]
+        with self.warehouse.transaction():
+            for statement in ddl:
+                self.warehouse.execute(statement)
+
+    # -- outbox -------------------------------------------------------------------------------
+
+    _BATCH_COLUMNS = (
+        "batch_id, audience, partition_key, campaign_id, attempt, size, state, "
+        "operation_id, reason, resent"
+    )
+
+    def batches(self, audience: str, partition_key: str, campaign_id: int) -> list[BatchRecord]:
+        """Every outbox batch of one (audience, partition, flow)."""
+        rows = self.warehouse.fetch_all(
+            f"SELECT {self._BATCH_COLUMNS} FROM {self.outbox} "  # noqa: S608 - names are fixed
+            "WHERE audience = ? AND partition_key = ? AND campaign_id = ? ORDER BY batch_id",
+            [audience, partition_key, campaign_id],
+        )
+        return [
+            BatchRecord(
+                batch_id=r[0],
+                audience=r[1],
+                partition_key=r[2],
+                campaign_id=int(r[3]),
+                attempt=int(r[4]),
+                size=int(r[5]),
+                state=BatchState(r[6]),
+                operation_id=r[7],
+                reason=r[8],
+                resent=bool(r[9]),
+            )
+            for r in rows
+        ]
+
+    def batch_members(self, batch_ids: Sequence[str]) -> list[BatchMember]:
+        """The members of the given batches."""
+        members: list[BatchMember] = []
+        for chunk in _chunks(list(batch_ids)):
+            rows = self.warehouse.fetch_all(
+                f"SELECT batch_id, person_key, kind, identifier, is_identify_by "  # noqa: S608
+                f"FROM {self.members} WHERE batch_id IN ({_marks(len(chunk))})",
+                list(chunk),
+            )
+            members.extend(BatchMember(r[0], r[1], r[2], r[3], bool(r[4])) for r in rows)
+        return members
+
+    def plan_batches(self, batches: Sequence[BatchRecord], members: Sequence[BatchMember]) -> None:
+        """Insert PLANNED batches and their members in one transaction."""
+        batch_frame = pd.DataFrame(
+            {
+                "batch_id": [b.batch_id for b in batches],
+                "audience": [b.audience for b in batches],
+                "partition_key": [b.partition_key for b in batches],
+                "campaign_id": pd.array([b.campaign_id for b in batches], dtype="int64"),
+                "attempt": pd.array([b.attempt for b in batches], dtype="int64"),
+                "size": pd.array([b.size for b in batches], dtype="int64"),
+                "state": [b.state.value for b in batches],
+                "operation_id": pd.array([b.operation_id for b in batches], dtype=object),
+                "reason": pd.array([b.reason for b in batches], dtype=object),
+                "resent": pd.array([b.resent for b in batches], dtype=bool),
+            }
+        )
+        member_frame = pd.DataFrame(
+            {
+                "batch_id": [m.batch_id for m in members],
+                "person_key": [m.person_key for m in members],
+                "kind": [m.kind for m in members],
+                "identifier": [m.identifier for m in members],
+                "is_identify_by": pd.array([m.is_identify_by for m in members], dtype=bool),
+            }
+        )
+        with self.warehouse.transaction():
+            self.warehouse.write_frame(self.outbox, batch_frame)
+            self.warehouse.write_frame(self.members, member_frame)
+
+    def discard_planned(self, batch_ids: Sequence[str]) -> None:
+        """Forget PLANNED batches and their members (only rows still PLANNED are touched)."""
+        with self.warehouse.transaction():
+            for chunk in _chunks(list(batch_ids)):
+                marks = _marks(len(chunk))
+                self.warehouse.execute(
+                    f"DELETE FROM {self.members} WHERE batch_id IN ("  # noqa: S608
+                    f"SELECT batch_id FROM {self.outbox} "
+                    f"WHERE state = 'PLANNED' AND batch_id IN ({marks}))",
+                    list(chunk),
+                )
+                self.warehouse.execute(
+                    f"DELETE FROM {self.outbox} "  # noqa: S608
+                    f"WHERE state = 'PLANNED' AND batch_id IN ({marks})",
+                    list(chunk),
+                )
+
+    def mark_sending(self, batch_id: str) -> None:
+        """Mark one batch SENDING; committed (autocommit) when this returns."""
+        self.warehouse.execute(
+            f"UPDATE {self.outbox} SET state = 'SENDING', "  # noqa: S608
+            "updated_at = CURRENT_TIMESTAMP WHERE batch_id = ?",
+            [batch_id],
+        )
+
+    def update_batches(self, updates: Sequence[BatchRecord]) -> None:
+        """Write state, operationId, reason and resent flag of several batches at once."""
+        if not updates:
+            return
+        self.warehouse.execute_many(
+            f"UPDATE {self.outbox} SET state = ?, operation_id = ?, reason = ?, "  # noqa: S608
+            "resent = ?, updated_at = CURRENT_TIMESTAMP WHERE batch_id = ?",
+            [(u.state.value, u.operation_id, u.reason, u.resent, u.batch_id) for u in updates],
+        )
+
+    # -- statuses -----------------------------------------------------------------------------
+
+    _STATUS_COLUMNS = (
+        "campaign_id, person_key, audience, partition_key, batch_id, operation_id, "
+        "status, error_reason, delivered"
+    )
+
+    def upsert_statuses(self, rows: Sequence[StatusRow]) -> None:
+        """Insert or replace statuses keyed by (campaign_id, person_key)."""
+        if not rows:
+            return
+        frame = pd.DataFrame(
+            {
+                "campaign_id": pd.array([r.campaign_id for r in rows], dtype="int64"),
+                "person_key": [r.person_key for r in rows],
+                "audience": [r.audience for r in rows],
+                "partition_key": [r.partition_key for r in rows],
+                "batch_id": pd.array([r.batch_id for r in rows], dtype=object),
+                "operation_id": pd.array([r.operation_id for r in rows], dtype=object),
+                "status": [r.status for r in rows],
+                "error_reason": pd.array([r.error_reason for r in rows], dtype=object),
+                "delivered": pd.array([r.delivered for r in rows], dtype=bool),
+            }
+        ).drop_duplicates(subset=["campaign_id", "person_key"], keep="last")
+        stage = f"{self._prefix}stage_{uuid.uuid4().hex[:16]}"
+        wh = self.warehouse
+        try:
+            with wh.transaction():
+                wh.write_frame(stage, frame)
+                wh.execute(
+                    f"DELETE FROM {self.status} WHERE EXISTS (SELECT 1 FROM {stage} s "  # noqa: S608
+                    f"WHERE s.campaign_id = {self.status}.campaign_id "
+                    f"AND s.person_key = {self.status}.person_key)"
+                )
+                wh.execute(
+                    f"INSERT INTO {self.status} ({self._STATUS_COLUMNS}) "  # noqa: S608
+                    f"SELECT {self._STATUS_COLUMNS} FROM {stage}"
+                )
+        finally:
+            wh.execute(f"DROP TABLE IF EXISTS {stage}")
+
+    def statuses(
+        self, campaign_id: int, person_keys: Iterable[str] | None = None
+    ) -> list[StatusRow]:
+        """Stored statuses of a flow, optionally of some persons only."""
+        base = f"SELECT {self._STATUS_COLUMNS} FROM {self.status} WHERE campaign_id = ?"  # noqa: S608
+        if person_keys is None:
+            rows = self.warehouse.fetch_all(base + " ORDER BY person_key", [campaign_id])
+        else:
+            rows = []
+            for chunk in _chunks(sorted(set(person_keys))):
+                rows += self.warehouse.fetch_all(
+                    base + f" AND person_key IN ({_marks(len(chunk))})", [campaign_id, *chunk]
+                )
+        return [
+            StatusRow(int(r[0]), r[1], r[2], r[3], r[4], r[5], r[6], r[7], bool(r[8])) for r in rows
+        ]
+
+    def delivered_person_keys(self, campaign_id: int) -> set[str]:
+        """Person keys in the flow: ACCEPTED, delivered, or REJECTED_PERSON_IN_FLOW."""
+        rows = self.warehouse.fetch_all(
+            f"SELECT person_key FROM {self.status} WHERE campaign_id = ? AND "  # noqa: S608
+            "(status = 'ACCEPTED' OR delivered OR error_reason = ?)",
+            [campaign_id, IN_FLOW_REASON],
+        )
+        return {r[0] for r in rows}
+
+    # -- quarantine ---------------------------------------------------------------------------
+
+    def record_quarantine(self, rows: Sequence[QuarantineRow]) -> None:
+        """Replace the quarantine record of each (audience, partition) present in ``rows``."""
+        scopes = sorted({(r.audience, r.partition_key) for r in rows})
+        frame = pd.DataFrame(
+            {
+                "audience": [r.audience for r in rows],
+                "partition_key": [r.partition_key for r in rows],
+                "row_id": [r.row_id for r in rows],
+                "reason": [r.reason for r in rows],
+                "detail": pd.array([r.detail for r in rows], dtype=object),
+            }
+        )
+        with self.warehouse.transaction():
+            for audience, partition_key in scopes:
+                self.warehouse.execute(
+                    f"DELETE FROM {self.quarantine_table} "  # noqa: S608
+                    "WHERE audience = ? AND partition_key = ?",
+                    [audience, partition_key],
+                )
+            if len(frame):
+                self.warehouse.write_frame(self.quarantine_table, frame)
+
+    def quarantine(self, audience: str, partition_key: str) -> list[QuarantineRow]:
+        """The quarantine record of one (audience, partition)."""
+        rows = self.warehouse.fetch_all(
+            f"SELECT audience, partition_key, row_id, reason, detail "  # noqa: S608
+            f"FROM {self.quarantine_table} WHERE audience = ? AND partition_key = ? "
+            "ORDER BY row_id",
+            [audience, partition_key],
+        )
+        return [QuarantineRow(*r) for r in rows]
+
+    # -- callbacks and identities -------------------------------------------------------------
+
+    def record_callback(self, callback_data: str, report: OperationReport) -> None:
+        """Keep a report received on notifyUrl; replaces an earlier copy of the same one."""
+        payload = orjson.dumps(report.to_payload()).decode()
+        with self.warehouse.transaction():
+            self.warehouse.execute(
+                f"DELETE FROM {self.callbacks_table} "  # noqa: S608
+                "WHERE callback_data = ? AND operation_id = ?",
+                [callback_data, report.operation_id],
+            )
+            self.warehouse.execute(
+                f"INSERT INTO {self.callbacks_table} "  # noqa: S608
+                "(callback_data, operation_id, campaign_id, payload) VALUES (?, ?, ?, ?)",
+                [callback_data, report.operation_id, report.campaign_id, payload],
+            )
+
+    def callbacks(self, callback_data: Sequence[str]) -> dict[str, list[OperationReport]]:
+        """Received reports for the given callbackData values, oldest first per key."""
+        found: dict[str, list[OperationReport]] = {}
+        for chunk in _chunks(list(callback_data)):
+            rows = self.warehouse.fetch_all(
+                f"SELECT callback_data, payload FROM {self.callbacks_table} "  # noqa: S608
+                f"WHERE callback_data IN ({_marks(len(chunk))}) ORDER BY received_at",
+                list(chunk),
+            )
+            for key, payload in rows:
+                found.setdefault(key, []).append(
+                    OperationReport.from_payload(orjson.loads(payload))
+                )
+        return found
+
+    def sent_identities(self) -> list[tuple[str, str, str]]:
+        """(kind, identifier, person key) of every identifier whose body may have left."""
+        states = _marks(len(_SENT_OR_LATER))
+        rows = self.warehouse.fetch_all(
+            f"SELECT DISTINCT m.kind, m.identifier, m.person_key FROM {self.members} m "  # noqa: S608
+            f"JOIN {self.outbox} o ON o.batch_id = m.batch_id WHERE o.state IN ({states}) "
+            "ORDER BY 1, 2, 3",
+            list(_SENT_OR_LATER),
+        )
+        return [(r[0], r[1], r[2]) for r in rows]
+
+    def table_names(self) -> dict[str, str]:
+        """The ledger's table names, for readers such as asset checks."""
+        return {
+            "outbox": self.outbox,
+            "batch_members": self.members,
+            "participant_status": self.status,
+            "quarantine": self.quarantine_table,
+            "callbacks": self.callbacks_table,
+        }

@@ -1,0 +1,307 @@
+"""The sync engine's boundaries, as typing Protocols, and the plain values that cross them.
+
+The engine talks to the outside world only through these two seams, in the style of drt
+(source, destination, state store):
+
+- ``FlowDestination``: where batches go (an adapter over the Moments client in production).
+- ``LedgerStore``: the durable outbox, identity ledger, participant statuses and received
+  callbacks (a SQL store over the ``Warehouse`` protocol in production; an in-memory one in
+  tests of the engine itself).
+
+Nothing here imports a warehouse implementation, httpx or the client.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+
+class BatchState(enum.StrEnum):
+    """Where one outbox batch stands. Stored as text in the ledger."""
+
+    PLANNED = "PLANNED"
+    """Written before any request; the body has certainly not left."""
+    SENDING = "SENDING"
+    """Marked durably right before the body leaves: after a crash it is ambiguous."""
+    SENT = "SENT"
+    """Infobip answered with an operationId; the per-participant verdicts are awaited."""
+    HELD = "HELD"
+    """Ambiguous send (may or may not have been queued) with no callback yet: never re-sent
+    unless the caller asks for ``resend_ambiguous``."""
+    REPORTED = "REPORTED"
+    """The final report is persisted: every participant is ACCEPTED or REJECTED."""
+    FAILED = "FAILED"
+    """Infobip refused the whole request (e.g. 400): nothing was queued."""
+
+
+class SendKind(enum.StrEnum):
+    """What a destination can say about one send."""
+
+    SENT = "SENT"
+    AMBIGUOUS = "AMBIGUOUS"
+    NOT_SENT = "NOT_SENT"
+    """Transient failure known to have happened before the body was processed (429, connect
+    error): safe to retry."""
+    REFUSED = "REFUSED"
+    """Definite, permanent refusal of the request (4xx): nothing was queued."""
+
+
+@dataclass(frozen=True, slots=True)
+class SendOutcome:
+    """The answer to one add-participants request.
+
+    Attributes:
+        kind: what is known about the request's fate.
+        operation_id: Infobip's operationId when ``kind`` is SENT.
+        reason: a short machine-readable reason for anything but SENT (never a secret).
+    """
+
+    kind: SendKind
+    operation_id: str | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ParticipantVerdict:
+    """One participant's line in a FlowParticipantsReportResponse."""
+
+    identify_type: str
+    identifier: str
+    status: str
+    error_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OperationReport:
+    """A report on one add-participants operation (polled or received on notifyUrl)."""
+
+    operation_id: str
+    campaign_id: int
+    callback_data: str | None
+    participants: tuple[ParticipantVerdict, ...] = field(default_factory=tuple)
+
+    @property
+    def is_final(self) -> bool:
+        """True when no participant is PENDING any more."""
+        return all(p.status != "PENDING" for p in self.participants)
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any]) -> OperationReport:
+        """Build a report from the spec's FlowParticipantsReportResponse JSON.
+
+        Raises:
+            ValueError: naming the missing field when the payload is not a report.
+        """
+        for name in ("operationId", "campaignId", "participants"):
+            if name not in payload:
+                raise ValueError(f"report payload lacks required field {name!r}")
+        verdicts = []
+        for index, item in enumerate(payload["participants"]):
+            ident = item.get("identifyBy") or {}
+            if "identifier" not in ident or "type" not in ident or "status" not in item:
+                raise ValueError(f"report participants[{index}] lacks identifyBy or status")
+            verdicts.append(
+                ParticipantVerdict(
+                    identify_type=str(ident["type"]),
+                    identifier=str(ident["identifier"]),
+                    status=str(item["status"]),
+                    error_reason=item.get("errorReason"),
+                )
+            )
+        callback_data = payload.get("callbackData")
+        return cls(
+            operation_id=str(payload["operationId"]),
+            campaign_id=int(payload["campaignId"]),
+            callback_data=None if callback_data is None else str(callback_data),
+            participants=tuple(verdicts),
+        )
+
+    def to_payload(self) -> dict[str, Any]:
+        """The report as the spec's FlowParticipantsReportResponse JSON shape."""
+        participants: list[dict[str, Any]] = []
+        for v in self.participants:
+            item: dict[str, Any] = {
+                "identifyBy": {"identifier": v.identifier, "type": v.identify_type},
+                "status": v.status,
+            }
+            if v.error_reason is not None:
+                item["errorReason"] = v.error_reason
+            participants.append(item)
+        payload: dict[str, Any] = {
+            "operationId": self.operation_id,
+            "campaignId": self.campaign_id,
+            "participants": participants,
+        }
+        if self.callback_data is not None:
+            payload["callbackData"] = self.callback_data
+        return payload
+
+
+@dataclass(frozen=True, slots=True)
+class BatchMember:
+    """One identifier of one participant of one batch, as the ledger keeps it.
+
+    ``is_identify_by`` marks the participant's ``identifyBy`` (what reports name it by); the
+    other rows are its ``externalId`` and contact identifiers, kept for the identity ledger.
+    """
+
+    batch_id: str
+    person_key: str
+    kind: str
+    identifier: str
+    is_identify_by: bool
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRecord:
+    """One outbox row."""
+
+    batch_id: str
+    audience: str
+    partition_key: str
+    campaign_id: int
+    attempt: int
+    size: int
+    state: BatchState
+    operation_id: str | None = None
+    reason: str | None = None
+    resent: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StatusRow:
+    """A participant's last known status in a flow (the durable record of the sync)."""
+
+    campaign_id: int
+    person_key: str
+    audience: str
+    partition_key: str
+    batch_id: str | None
+    operation_id: str | None
+    status: str
+    """ACCEPTED, REJECTED, PENDING (report not final by the deadline) or HELD (ambiguous)."""
+    error_reason: str | None
+    delivered: bool
+    """The person is in the flow: ACCEPTED, or REJECTED_PERSON_IN_FLOW on a re-sent batch."""
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantineRow:
+    """An input row that preparation refused, with its reason."""
+
+    audience: str
+    partition_key: str
+    row_id: str
+    reason: str
+    detail: str | None
+
+
+@runtime_checkable
+class FlowDestination(Protocol):
+    """Where batches go: one Moments flow API (in production an adapter over the client)."""
+
+    @property
+    def notify_url(self) -> str | None:
+        """The notifyUrl to put in each request, or None when no receiver is configured."""
+        ...
+
+    async def send(
+        self, campaign_id: int, participants: Sequence[Mapping[str, Any]], *, callback_data: str
+    ) -> SendOutcome:
+        """Send one add-participants request and say what is known of its fate.
+
+        Must never re-send a body itself; an exception escaping here is treated as AMBIGUOUS.
+        """
+        ...
+
+    async def fetch_report(
+        self, campaign_id: int, operation_id: str, *, timeout_s: float
+    ) -> OperationReport | None:
+        """Poll one operation's report until it is final or ``timeout_s`` passes.
+
+        Returns the last report seen (possibly still PENDING) or None when none was obtained.
+        """
+        ...
+
+
+@runtime_checkable
+class LedgerStore(Protocol):
+    """The sync's durable state, on a database every run of every machine shares.
+
+    Writes that the exactly-once argument depends on (``mark_sending``) must be durable when
+    the call returns.
+    """
+
+    def ensure_schema(self) -> None:
+        """Create the ledger's tables when missing (idempotent)."""
+        ...
+
+    def batches(self, audience: str, partition_key: str, campaign_id: int) -> list[BatchRecord]:
+        """Every outbox batch of one (audience, partition, flow)."""
+        ...
+
+    def batch_members(self, batch_ids: Sequence[str]) -> list[BatchMember]:
+        """The members of the given batches."""
+        ...
+
+    def delivered_person_keys(self, campaign_id: int) -> set[str]:
+        """Person keys already in the flow (ACCEPTED or REJECTED_PERSON_IN_FLOW)."""
+        ...
+
+    def plan_batches(self, batches: Sequence[BatchRecord], members: Sequence[BatchMember]) -> None:
+        """Insert PLANNED batches and their members in one transaction."""
+        ...
+
+    def discard_planned(self, batch_ids: Sequence[str]) -> None:
+        """Forget PLANNED batches (their bodies never left) and their members."""
+        ...
+
+    def mark_sending(self, batch_id: str) -> None:
+        """Durably mark one batch SENDING; returns only once the mark is committed."""
+        ...
+
+    def update_batches(self, updates: Sequence[BatchRecord]) -> None:
+        """Write the state, operationId, reason and resent flag of several batches at once."""
+        ...
+
+    def upsert_statuses(self, rows: Sequence[StatusRow]) -> None:
+        """Insert or replace participant statuses keyed by (campaign_id, person_key)."""
+        ...
+
+    def statuses(
+        self, campaign_id: int, person_keys: Iterable[str] | None = None
+    ) -> list[StatusRow]:
+        """Stored statuses of a flow (optionally of some persons only)."""
+        ...
+
+    def record_quarantine(self, rows: Sequence[QuarantineRow]) -> None:
+        """Replace the quarantine record of the rows' (audience, partition) with these rows."""
+        ...
+
+    def quarantine(self, audience: str, partition_key: str) -> list[QuarantineRow]:
+        """The quarantine record of one (audience, partition)."""
+        ...
+
+    def record_callback(self, callback_data: str, report: OperationReport) -> None:
+        """Durably keep a report received on notifyUrl.
+
+        Keyed by (callbackData = batch id, operationId); a later copy replaces an earlier one.
+        """
+        ...
+
+    def callbacks(self, callback_data: Sequence[str]) -> dict[str, list[OperationReport]]:
+        """Received reports for the given callbackData values, keyed by callbackData.
+
+        A batch re-sent after an ambiguous send can have two operations, hence a list.
+        """
+        ...
+
+    def sent_identities(self) -> list[tuple[str, str, str]]:
+        """Every identifier whose body may have left, as (kind, identifier, person key).
+
+        Batches SENDING or later, across all audiences: Infobip's People is account-wide.
+        """
+        ...
