@@ -1,0 +1,117 @@
+"""Dagster resources: thin, configurable builders of the plain Moments client and warehouse.
+
+In the style of Dagster's own integration libraries, a resource holds configuration only and
+builds a plain object (``MomentsClientConfig``/``MomentsClient``, ``Warehouse``) that knows
+nothing about Dagster. Secrets (the API key, a PostgreSQL password inside a DSN) are declared
+``repr=False`` and are meant to be given as ``dg.EnvVar`` so the Dagster UI shows the variable's
+name, never its value; anything this module hands to metadata goes through ``redacted_url``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import dagster as dg
+import httpx
+from pydantic import Field, SecretStr
+
+from moments_pipeline.infobip import MomentsClient, MomentsClientConfig
+from moments_pipeline.warehouse import (
+    PostgresWarehouse,
+    Warehouse,
+    connect_warehouse,
+    redact_dsn,
+)
+
+DEFAULT_WAREHOUSE_URL = "duckdb:///.demo/warehouse.duckdb"
+
+
+class MomentsResource(dg.ConfigurableResource):
+    """Connection settings of one Infobip account; builds a :class:`MomentsClient`.
+
+    Attributes:
+        base_url: The account's API base URL (``dg.EnvVar("INFOBIP_BASE_URL")``).
+        api_key: The API key (``dg.EnvVar("INFOBIP_API_KEY")``); never shown in a repr.
+        rate_per_s: Requests per second of the account (Infobip allows 10).
+        max_in_flight: Concurrent requests of one client.
+        connect_timeout_s: Time allowed to open a connection.
+        read_timeout_s: Time allowed for an answer once a request is written.
+        allow_insecure_http: Permit plain http to a non-loopback host (test rigs only).
+        callback_host: Interface the notifyUrl callback receiver binds (None: poll reports).
+        callback_port: Port of the callback receiver (0: a free port).
+        callback_public_url: URL at which Infobip reaches the receiver, when behind a proxy.
+    """
+
+    base_url: str = Field(description="Infobip API base URL, e.g. https://xxxx.api.infobip.com")
+    api_key: str = Field(repr=False, description="Infobip API key; give it as an EnvVar")
+    rate_per_s: float = Field(default=10.0, gt=0, description="Requests per second (Infobip: 10)")
+    max_in_flight: int = Field(default=8, ge=1, description="Concurrent requests")
+    connect_timeout_s: float = Field(default=5.0, gt=0)
+    read_timeout_s: float = Field(default=30.0, gt=0)
+    allow_insecure_http: bool = Field(
+        default=False, description="Allow http:// to a non-loopback host (never in production)"
+    )
+    callback_host: str | None = Field(default=None, description="Bind host of the receiver")
+    callback_port: int | None = Field(default=None, ge=0, le=65535)
+    callback_public_url: str | None = Field(
+        default=None, description="Public URL of the callback receiver (defaults to host:port)"
+    )
+
+    def client_config(self) -> MomentsClientConfig:
+        """The plain client configuration (the key wrapped in a ``SecretStr``)."""
+        return MomentsClientConfig(
+            base_url=self.base_url,
+            api_key=SecretStr(self.api_key),
+            rate_per_s=self.rate_per_s,
+            max_in_flight=self.max_in_flight,
+            connect_timeout_s=self.connect_timeout_s,
+            read_timeout_s=self.read_timeout_s,
+            allow_insecure_http=self.allow_insecure_http,
+        )
+
+    def get_client(self, *, transport: httpx.AsyncBaseTransport | None = None) -> MomentsClient:
+        """Build a client (an async context manager); ``transport`` is for in-process tests."""
+        return MomentsClient(self.client_config(), transport=transport)
+
+    def describe(self) -> dict[str, str]:
+        """Secret-free description of the account, for metadata."""
+        config = self.client_config()
+        return {"base_url": config.base_url, "key_fingerprint": config.key_fingerprint}
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """The warehouse holding audiences, prepared tables, the ledger and the status record.
+
+    Attributes:
+        url: ``duckdb:///path.duckdb``, a ``postgresql://`` URL or a libpq ``key=value`` DSN
+            (give it as an EnvVar when it carries a password); never shown in a repr.
+    """
+
+    url: str = Field(
+        default=DEFAULT_WAREHOUSE_URL,
+        repr=False,
+        description="duckdb:///file.duckdb or postgresql://user:pass@host/db",
+    )
+
+    @contextmanager
+    def open(self) -> Iterator[Warehouse]:
+        """Open the warehouse for the duration of a ``with`` block."""
+        warehouse = (
+            PostgresWarehouse(self.url) if _is_conninfo(self.url) else connect_warehouse(self.url)
+        )
+        try:
+            yield warehouse
+        finally:
+            warehouse.close()
+
+    @property
+    def redacted_url(self) -> str:
+        """The URL with any password replaced, safe for logs and metadata."""
+        is_postgres = self.url.startswith("postgres") or _is_conninfo(self.url)
+        return redact_dsn(self.url) if is_postgres else self.url
+
+
+def _is_conninfo(url: str) -> bool:
+    """Whether ``url`` is a libpq ``key=value`` DSN (``host=... dbname=...``) rather than a URL."""
+    return "://" not in url and "=" in url

@@ -1,0 +1,192 @@
+"""The translator: a pure function from an audience definition to Dagster asset and check specs.
+
+Like the translators of dagster-dlt and dagster-sling, this module decides names, keys, groups,
+kinds and descriptions and nothing else: no I/O, no resources, no execution. Every audience
+becomes five assets in a group named after it, keyed ``<audience>/<step>``, plus asset checks
+on its flow report. The table names the assets write to are derived here too, so the keys, the
+UI and the warehouse agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import dagster as dg
+
+from moments_pipeline.config import AudienceConfig
+
+#: Prefix of every metadata key this package writes (Dagster's convention: namespaced keys).
+METADATA_PREFIX = "moments/"
+
+SOURCE = "source"
+PARTICIPANTS = "participants"
+QUARANTINE = "quarantine"
+FLOW_SYNC = "flow_sync"
+FLOW_REPORT = "flow_report"
+
+CHECK_REJECTION_RATE = "rejection_rate_within_threshold"
+CHECK_NOTHING_PENDING = "nothing_left_pending"
+CHECK_NO_CONFLICT_SENT = "no_conflicting_identifier_sent"
+CHECK_NO_QUARANTINE_LEAK = "no_quarantined_row_sent"
+
+
+@dataclass(frozen=True, slots=True)
+class AudienceTables:
+    """Warehouse tables the assets of one audience write (the engine owns the ledger's own)."""
+
+    source_snapshot: str
+    participants: str
+    quarantine: str
+
+
+@dataclass(frozen=True, slots=True)
+class AudienceSpecs:
+    """Everything Dagster needs to know about one audience's assets, before any execution.
+
+    Attributes:
+        audience: The audience definition the specs were built from.
+        source: The source snapshot asset.
+        participants: Prepared participants (one row per person).
+        quarantine: Input rows held back, each with a reason.
+        flow_sync: The send to the flow.
+        flow_report: Final per-participant statuses.
+        checks: Asset checks evaluated with the flow report.
+        tables: Warehouse tables written by the assets.
+    """
+
+    audience: AudienceConfig
+    source: dg.AssetSpec
+    participants: dg.AssetSpec
+    quarantine: dg.AssetSpec
+    flow_sync: dg.AssetSpec
+    flow_report: dg.AssetSpec
+    checks: tuple[dg.AssetCheckSpec, ...]
+    tables: AudienceTables
+
+    @property
+    def assets(self) -> tuple[dg.AssetSpec, ...]:
+        """All five asset specs, upstream first."""
+        return (self.source, self.participants, self.quarantine, self.flow_sync, self.flow_report)
+
+    def op_name(self, step: str) -> str:
+        """Name of the op that materializes ``step`` (unique across audiences)."""
+        return f"{self.audience.name}__{step}"
+
+
+def audience_asset_key(audience_name: str, step: str) -> dg.AssetKey:
+    """The key of one step's asset, e.g. ``AssetKey(["vip", "flow_report"])``."""
+    return dg.AssetKey([audience_name, step])
+
+
+def audience_tables(audience_name: str) -> AudienceTables:
+    """Names of the tables the audience's assets write, prefixed by the audience name."""
+    return AudienceTables(
+        source_snapshot=f"{audience_name}__source_snapshot",
+        participants=f"{audience_name}__participants",
+        quarantine=f"{audience_name}__quarantine",
+    )
+
+
+def _source_description(audience: AudienceConfig) -> str:
+    source = audience.source
+    what = f"table `{source.table}`" if source.table else f"query:\n\n```sql\n{source.query}\n```"
+    return f"Snapshot of the audience's source rows, read from {what}"
+
+
+def build_audience_specs(audience: AudienceConfig) -> AudienceSpecs:
+    """Translate one audience into asset and check specs.
+
+    Args:
+        audience: A validated audience definition.
+
+    Returns:
+        The specs; calling this twice gives equal results and touches nothing.
+    """
+    name = audience.name
+    tables = audience_tables(name)
+    campaign = audience.flow.campaign_id
+    tags = {"moments/audience": name}
+    key = {step: audience_asset_key(name, step) for step in (SOURCE, PARTICIPANTS, QUARANTINE)}
+    key |= {step: audience_asset_key(name, step) for step in (FLOW_SYNC, FLOW_REPORT)}
+    flow_meta = {f"{METADATA_PREFIX}campaign_id": campaign}
+
+    source = dg.AssetSpec(
+        key[SOURCE],
+        description=_source_description(audience),
+        kinds={"sql"},
+        metadata={"dagster/table_name": tables.source_snapshot},
+        group_name=name,
+        tags=tags,
+    )
+    participants = dg.AssetSpec(
+        key[PARTICIPANTS],
+        deps=[key[SOURCE]],
+        description="One row per person: normalized identifiers, attributes and source rows.",
+        kinds={"pandas"},
+        metadata={"dagster/table_name": tables.participants},
+        group_name=name,
+        tags=tags,
+    )
+    quarantine = dg.AssetSpec(
+        key[QUARANTINE],
+        deps=[key[SOURCE]],
+        description="Input rows held back from the flow, each with a reason and detail.",
+        kinds={"pandas"},
+        metadata={"dagster/table_name": tables.quarantine},
+        group_name=name,
+        tags=tags,
+    )
+    flow_sync = dg.AssetSpec(
+        key[FLOW_SYNC],
+        deps=[key[PARTICIPANTS], key[QUARANTINE]],
+        description=f"Participants sent to Moments flow {campaign} (exactly once, via the ledger).",
+        kinds={"infobip"},
+        metadata=flow_meta,
+        skippable=True,
+        group_name=name,
+        tags=tags,
+    )
+    flow_report = dg.AssetSpec(
+        key[FLOW_REPORT],
+        deps=[key[FLOW_SYNC]],
+        description=f"Final status (ACCEPTED/REJECTED with reason) of every participant of flow "
+        f"{campaign}, persisted in the ledger's status table.",
+        kinds={"infobip"},
+        metadata=flow_meta,
+        skippable=True,
+        group_name=name,
+        tags=tags,
+    )
+    limit = audience.report.max_rejection_rate
+    checks = (
+        dg.AssetCheckSpec(
+            CHECK_REJECTION_RATE,
+            asset=key[FLOW_REPORT],
+            description=f"Share of REJECTED participants is at most {limit:.1%}.",
+        ),
+        dg.AssetCheckSpec(
+            CHECK_NOTHING_PENDING,
+            asset=key[FLOW_REPORT],
+            description="No participant is left PENDING or HELD (ambiguous send).",
+        ),
+        dg.AssetCheckSpec(
+            CHECK_NO_CONFLICT_SENT,
+            asset=key[FLOW_REPORT],
+            description="No identifier of the sent participants belongs to two person keys.",
+        ),
+        dg.AssetCheckSpec(
+            CHECK_NO_QUARANTINE_LEAK,
+            asset=key[FLOW_REPORT],
+            description="No quarantined input row is among the rows of sent participants.",
+        ),
+    )
+    return AudienceSpecs(
+        audience=audience,
+        source=source,
+        participants=participants,
+        quarantine=quarantine,
+        flow_sync=flow_sync,
+        flow_report=flow_report,
+        checks=checks,
+        tables=tables,
+    )
