@@ -23,12 +23,18 @@ from ._batching import (
     SyncParticipant,
     check_unique_identifiers,
     identifiers_of,
+    identify_by_kind,
     plan_batches,
 )
 from ._clock import Clock, MonotonicClock
 from ._destination import MomentsFlowDestination, ledger_callback_handler, report_from_model
 from ._engine import SENDING_AT_CRASH, SyncEngine, SyncOptions
 from ._ledger_sql import SqlLedgerStore
+from ._prepared import (
+    participants_from_prepared,
+    prior_identities_frame,
+    quarantine_from_prepared,
+)
 from ._protocols import (
     BatchMember,
     BatchRecord,
@@ -74,7 +80,11 @@ __all__ = [
     "SyncResult",
     "check_unique_identifiers",
     "identifiers_of",
+    "identify_by_kind",
     "ledger_callback_handler",
+    "participants_from_prepared",
     "plan_batches",
+    "prior_identities_frame",
+    "quarantine_from_prepared",
     "report_from_model",
 ]

@@ -63,17 +63,29 @@ def mask_identifier(identifier: str) -> str:
     return f"{identifier[:2]}{'*' * (len(identifier) - 4)}{identifier[-2:]}"
 
 
+def identify_by_kind(identify_by: Mapping[str, Any]) -> str:
+    """The identity ledger's kind for an ``identifyBy``: EMAIL, PHONE, or ``<TYPE>:<sender>``.
+
+    Channel identifiers (FACEBOOK, LINE, ...) are only unique per sender, as in the identity
+    layer's ``participant_identities``.
+    """
+    kind = str(identify_by["type"])
+    if kind in ("EMAIL", "PHONE"):
+        return kind
+    return f"{kind}:{identify_by.get('sender')}"
+
+
 def identifiers_of(body: Mapping[str, Any]) -> list[tuple[str, str, bool]]:
     """Every identifier a FlowParticipant body carries, as (kind, identifier, is_identify_by).
 
-    Kinds: the identifyBy type (EMAIL, PHONE, FACEBOOK, ...), EMAIL and PHONE for contact
-    information, EXTERNAL_ID for ``person.externalId``. An identifier repeated within the same
+    Kinds follow the identity ledger: EMAIL, PHONE, EXTERNAL_ID (``person.externalId``) and
+    ``<TYPE>:<sender>`` for channel identifyBy types. An identifier repeated within the same
     participant (identifyBy also listed as a contact) is listed once.
     """
     found: dict[tuple[str, str], bool] = {}
     ident = body.get("identifyBy")
     if ident:
-        found[(str(ident["type"]), str(ident["identifier"]))] = True
+        found[(identify_by_kind(ident), str(ident["identifier"]))] = True
     person = body.get("person") or {}
     external_id = person.get("externalId")
     if external_id:

@@ -42,7 +42,9 @@ def _rank(verdict: ParticipantVerdict) -> int:
     return 3
 
 
-def _key(identify_type: str, identifier: str) -> tuple[str, str]:
+def _key(kind: str, identifier: str) -> tuple[str, str]:
+    # A member's kind may be "<TYPE>:<sender>"; a report names the bare type.
+    identify_type = kind.split(":", 1)[0]
     return (identify_type, identifier.casefold() if identify_type == "EMAIL" else identifier)
 
 

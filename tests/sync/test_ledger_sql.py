@@ -1,0 +1,127 @@
+"""The SQL ledger on DuckDB and PostgreSQL: same behaviour on both."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from moments_pipeline.sync import (
+    IN_FLOW_REASON,
+    BatchMember,
+    BatchRecord,
+    BatchState,
+    OperationReport,
+    ParticipantVerdict,
+    QuarantineRow,
+    SqlLedgerStore,
+    StatusRow,
+)
+
+
+def _batch(batch_id: str, state: BatchState = BatchState.PLANNED) -> BatchRecord:
+    return BatchRecord(batch_id, "aud", "2026-11-25", 7, 0, 2, state)
+
+
+def _members(batch_id: str, *people: str) -> list[BatchMember]:
+    rows = []
+    for p in people:
+        rows.append(BatchMember(batch_id, p, "EMAIL", f"{p}@example.com", True))
+        rows.append(BatchMember(batch_id, p, "EXTERNAL_ID", f"ext-{p}", False))
+    return rows
+
+
+def _status(
+    person: str, status: str, reason: str | None = None, delivered: bool = False
+) -> StatusRow:
+    return StatusRow(7, person, "aud", "2026-11-25", "b1", "op1", status, reason, delivered)
+
+
+def test_schema_is_idempotent_and_outbox_round_trips(sql_ledger: SqlLedgerStore) -> None:
+    sql_ledger.ensure_schema()
+    sql_ledger.plan_batches(
+        [_batch("b1"), _batch("b2")], _members("b1", "p1", "p2") + _members("b2", "p3")
+    )
+    sql_ledger.mark_sending("b1")
+    sent = dataclasses.replace(
+        _batch("b1"), state=BatchState.SENT, operation_id="op-1", resent=True
+    )
+    sql_ledger.update_batches([sent])
+    got = {b.batch_id: b for b in sql_ledger.batches("aud", "2026-11-25", 7)}
+    assert got["b1"] == sent
+    assert got["b2"].state is BatchState.PLANNED
+    assert sql_ledger.batches("aud", "other", 7) == []
+    assert sorted(m.person_key for m in sql_ledger.batch_members(["b1"]) if m.is_identify_by) == [
+        "p1",
+        "p2",
+    ]
+
+
+def test_discard_planned_leaves_sent_batches(sql_ledger: SqlLedgerStore) -> None:
+    sql_ledger.plan_batches(
+        [_batch("b1"), _batch("b2")], _members("b1", "p1") + _members("b2", "p2")
+    )
+    sql_ledger.mark_sending("b1")
+    sql_ledger.discard_planned(["b1", "b2"])
+    assert [b.batch_id for b in sql_ledger.batches("aud", "2026-11-25", 7)] == ["b1"]
+    assert sql_ledger.batch_members(["b2"]) == []
+
+
+def test_identity_ledger_holds_only_identifiers_that_may_have_left(
+    sql_ledger: SqlLedgerStore,
+) -> None:
+    sql_ledger.plan_batches(
+        [_batch("b1"), _batch("b2")], _members("b1", "p1") + _members("b2", "p2")
+    )
+    assert sql_ledger.sent_identities() == []
+    sql_ledger.mark_sending("b1")
+    assert sql_ledger.sent_identities() == [
+        ("EMAIL", "p1@example.com", "p1"),
+        ("EXTERNAL_ID", "ext-p1", "p1"),
+    ]
+
+
+def test_statuses_upsert_and_delivered_keys(sql_ledger: SqlLedgerStore) -> None:
+    sql_ledger.upsert_statuses(
+        [_status("p1", "PENDING"), _status("p2", "REJECTED", "REJECTED_INVALID_CONTACT")]
+    )
+    sql_ledger.upsert_statuses(
+        [_status("p1", "ACCEPTED", delivered=True), _status("p3", "REJECTED", IN_FLOW_REASON)]
+    )
+    rows = {r.person_key: r for r in sql_ledger.statuses(7)}
+    assert set(rows) == {"p1", "p2", "p3"}
+    assert rows["p1"].status == "ACCEPTED" and rows["p1"].delivered
+    assert rows["p2"].error_reason == "REJECTED_INVALID_CONTACT"
+    assert sql_ledger.delivered_person_keys(7) == {"p1", "p3"}
+    assert [r.person_key for r in sql_ledger.statuses(7, ["p2"])] == ["p2"]
+    assert sql_ledger.delivered_person_keys(8) == set()
+
+
+def test_quarantine_is_replaced_per_partition(sql_ledger: SqlLedgerStore) -> None:
+    first = [
+        QuarantineRow("aud", "p", "r1", "INVALID_EMAIL", "bad"),
+        QuarantineRow("aud", "p", "r2", "X", None),
+    ]
+    sql_ledger.record_quarantine(first)
+    sql_ledger.record_quarantine([QuarantineRow("aud", "p", "r3", "IDENTITY_CONFLICT", "shared")])
+    sql_ledger.record_quarantine([QuarantineRow("aud", "q", "r9", "X", None)])
+    assert sql_ledger.quarantine("aud", "p") == [
+        QuarantineRow("aud", "p", "r3", "IDENTITY_CONFLICT", "shared")
+    ]
+    assert len(sql_ledger.quarantine("aud", "q")) == 1
+
+
+def test_callbacks_are_kept_per_operation(sql_ledger: SqlLedgerStore) -> None:
+    verdict = ParticipantVerdict("EMAIL", "p1@example.com", "ACCEPTED")
+    first = OperationReport("op-a", 7, "b1", (verdict,))
+    second = OperationReport(
+        "op-b",
+        7,
+        "b1",
+        (dataclasses.replace(verdict, status="REJECTED", error_reason=IN_FLOW_REASON),),
+    )
+    sql_ledger.record_callback("b1", first)
+    sql_ledger.record_callback("b1", first)  # a repeated delivery replaces, never duplicates
+    sql_ledger.record_callback("b1", second)
+    got = sql_ledger.callbacks(["b1", "b2"])
+    assert set(got) == {"b1"}
+    assert sorted(r.operation_id for r in got["b1"]) == ["op-a", "op-b"]
+    assert first in got["b1"]
