@@ -2,7 +2,7 @@
 
 ``duckdb:///relative/file.duckdb``, ``duckdb:////absolute/file.duckdb`` (SQLAlchemy's
 convention: the path is what follows ``duckdb:///``), ``duckdb:///:memory:``, and
-``postgresql://...`` / ``postgres://...`` URLs.
+``postgresql://...`` / ``postgres://...`` URLs, or a libpq ``key=value`` conninfo string.
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ def connect_warehouse(url: str) -> Warehouse:
         if not path:
             raise ValueError("duckdb URL needs a path: duckdb:///file.duckdb or duckdb:///:memory:")
         return DuckDBWarehouse(path)
-    if url.startswith(("postgresql://", "postgres://")):
+    if url.startswith(("postgresql://", "postgres://")) or ("://" not in url and "=" in url):
+        # A libpq key=value conninfo string (as psycopg's make_conninfo gives) is PostgreSQL too.
         return PostgresWarehouse(url)
     scheme = url.split(":", 1)[0] if ":" in url else "<none>"
     raise ValueError(
