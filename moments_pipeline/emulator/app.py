@@ -1,55 +1,75 @@
 """The ASGI app factory of the emulator.
 
 ``create_app`` builds a Starlette app whose ``app.state.emulator`` is the ``Emulator``; the
-Moments API routes, the forms routes (from the forms engineer's ``forms`` module) and the
-``/_emulator/`` inspection routes are mounted on it.
+Moments flow routes, the forms routes (the forms engineer's ``forms.form_routes()``) and the
+``/_emulator/`` inspection routes are mounted on it, behind the ``EmulatorGate`` (faults,
+auth, rate limit, log, recording), which sits outside Starlette's own error middleware so an
+injected connection drop reaches the server untouched.
 """
 
 from __future__ import annotations
 
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
+import httpx
+from starlette.applications import Starlette
+from starlette.routing import BaseRoute
+from starlette.types import Receive, Scope, Send
+
+from .api import api_routes
 from .clock import Clock
-from .errors import json_response
+from .forms import form_routes
+from .gate import EmulatorGate
+from .inspection import inspection_routes
 from .settings import EmulatorSettings
 from .state import Emulator
 
-__all__ = ["create_app"]
+__all__ = ["EmulatorApp", "create_app"]
 
 
-def _form_routes() -> list[BaseRoute]:
-    # The forms module is written in parallel by the forms engineer; until it lands the app
-    # must stay importable, so only its absence (not an error inside it) is tolerated.
-    try:
-        from . import forms  # type: ignore[attr-defined]
-    except ModuleNotFoundError as exc:
-        if exc.name == f"{__package__}.forms":
-            return []
-        raise
-    routes: list[BaseRoute] = forms.form_routes()
-    return routes
+class EmulatorApp(Starlette):
+    """Starlette app with the emulator gate in front of everything."""
 
+    gate: EmulatorGate
 
-async def _people(request: Request) -> Response:
-    emulator: Emulator = request.app.state.emulator
-    return json_response([p.to_dict() for p in emulator.people.profiles.values()])
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Route HTTP requests through the gate; lifespan goes straight to Starlette."""
+        if scope["type"] == "http":
+            scope["app"] = self
+            await self.gate(scope, receive, send, super().__call__)
+        else:
+            await super().__call__(scope, receive, send)
 
 
 def create_app(
-    settings: EmulatorSettings | None = None, *, clock: Clock | None = None
+    settings: EmulatorSettings | None = None,
+    *,
+    clock: Clock | None = None,
+    callback_transport: httpx.AsyncBaseTransport | None = None,
 ) -> Starlette:
     """Return the emulator as a Starlette app.
 
     Args:
         settings: Emulator settings (defaults: ``EmulatorSettings()``).
         clock: Time source (default: the wall clock; tests pass a ``ManualClock``).
+        callback_transport: httpx transport for ``notifyUrl`` POSTs (tests route them to an
+            ASGI app of their own).
     """
-    emulator = Emulator(settings or EmulatorSettings(), clock)
-    routes: list[BaseRoute] = [Route("/_emulator/people", _people, methods=["GET"])]
-    routes.extend(_form_routes())
-    app = Starlette(routes=routes)
+    emulator = Emulator(
+        settings or EmulatorSettings(), clock, callback_transport=callback_transport
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        emulator.ensure_worker()
+        try:
+            yield
+        finally:
+            await emulator.aclose()
+
+    routes: list[BaseRoute] = [*api_routes(), *form_routes(), *inspection_routes()]
+    app = EmulatorApp(routes=routes, lifespan=lifespan)
+    app.gate = EmulatorGate(emulator)
     app.state.emulator = emulator
     return app

@@ -2,21 +2,39 @@
 
 Handlers reach it through ``request.app.state.emulator``. It owns the People store, the flows
 and their memberships, the add-participants operations, the forms state (filled by the forms
-routes), the request log, recorded exchanges, fault control and the rate limiter. Mutations
-that must survive a restart go through the journal (``persistence``) when a state file is set.
+routes), the request log, recorded exchanges, fault control and the rate limiter.
+
+Processing of operations is asynchronous: an operation becomes due ``processing_delay_s``
+(+ the fault ``report_delay_s``) after acceptance and is processed, in acceptance order, by a
+background task, or synchronously whenever a report or the inspection API is read or a manual
+clock is advanced (so tests need no sleeps). With a state file every mutation is journaled
+(``persistence``) and replayed at start; operations still pending then complete afterwards.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import uuid
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
+
+from .callbacks import CallbackSender
 from .clock import Clock, ManualClock, SystemClock
-from .people import PeopleStore
+from .faults import FaultController
+from .flows import AddRequest, FlowState, Operation, process_participants
+from .forms_seed import default_forms
+from .people import Identifier, PeopleStore
+from .persistence import Journal, read_journal
+from .ratelimit import RateLimiter
 from .settings import EmulatorSettings
 
-__all__ = ["Emulator", "Exchange"]
+__all__ = ["Emulator", "Exchange", "RemoveOutcome"]
+
+_DAY_S = 86_400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +51,8 @@ class Exchange:
         response_headers: Response headers, lower-cased names.
         response_body: Response body bytes.
         operation: Spec operationId of the request (None for paths outside the spec).
+        fault: The injected fault that produced the answer (500/502/503/429), if any; such
+            answers are the emulator's doing, not the API's behaviour.
     """
 
     method: str
@@ -44,6 +64,16 @@ class Exchange:
     response_headers: dict[str, str]
     response_body: bytes
     operation: str | None
+    fault: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveOutcome:
+    """Result of remove-people-from-flow: status, and errorCode/errorMessage when refused."""
+
+    status: int
+    error_code: str | None = None
+    message: str | None = None
 
 
 class Emulator:
@@ -52,24 +82,89 @@ class Emulator:
     Args:
         settings: The emulator settings.
         clock: Time source (default: the wall clock).
+        callback_transport: httpx transport for ``notifyUrl`` POSTs (default: network).
     """
 
-    def __init__(self, settings: EmulatorSettings, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        settings: EmulatorSettings,
+        clock: Clock | None = None,
+        *,
+        callback_transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
         self.settings = settings
         self.clock: Clock = clock or SystemClock()
-        self.people = PeopleStore(self.clock.now)
+        self.people = PeopleStore(self.clock.now, journal=self._journal_upsert)
+        self.people.add_merge_listener(self._move_memberships)
+        self.flows: dict[int, FlowState] = {}
+        self.operations: dict[str, Operation] = {}
+        self._pending: deque[Operation] = deque()
+        self.credits_left: int | None = settings.credits
+        self.custom_attributes = frozenset(settings.custom_attributes)
         self.forms: dict[str, dict[str, Any]] = {}
         self.form_submissions: list[dict[str, Any]] = []
         self.form_views: dict[str, int] = {}
         self.exchanges: list[Exchange] = []
         self.request_log: deque[dict[str, Any]] = deque(maxlen=settings.request_log_size)
+        self.faults = FaultController(settings.faults)
+        self.rate_limiter = (
+            RateLimiter(settings.rate_limit_per_s, settings.rate_limit_jitter_ms)
+            if settings.rate_limit_per_s is not None
+            else None
+        )
+        self.callbacks = CallbackSender(
+            settings.callback_retries,
+            settings.callback_backoff_s,
+            settings.callback_timeout_s,
+            callback_transport,
+        )
+        self._callback_tasks: set[asyncio.Task[bool]] = set()
+        self._unscheduled: list[Operation] = []
+        self._worker: asyncio.Task[None] | None = None
+        self._upsert_batch: list[dict[str, Any]] | None = None
+        self._forms_saved = 0
+        self._seed()
+        self.journal: Journal | None = None
+        if settings.state_path is not None:
+            self._replay()
+            self.journal = Journal(settings.state_path)
+
+    # -- seed & reset ------------------------------------------------------------------------
+
+    def _seed(self) -> None:
+        self.flows = {cid: FlowState(cfg) for cid, cfg in self.settings.all_flows().items()}
+        forms: list[dict[str, Any]] = []
+        if self.settings.seed_spec_examples:
+            forms.extend(default_forms())
+        forms.extend(self.settings.forms)
+        self.forms = {str(f["id"]): dict(f) for f in forms if "id" in f}
+        self.form_views = dict.fromkeys(self.forms, 0)
+
+    def reset(self) -> None:
+        """Return to the seeded state (profiles, memberships, operations, forms, logs)."""
+        self.people.clear()
+        self.operations.clear()
+        self._pending.clear()
+        self.form_submissions.clear()
+        self.exchanges.clear()
+        self.request_log.clear()
+        self.credits_left = self.settings.credits
+        self.faults.configure(self.settings.faults)
+        if self.rate_limiter is not None:
+            self.rate_limiter.reset()
+        self._seed()
+        self._forms_saved = 0
+        if self.journal is not None:
+            self.journal.write({"t": "reset"})
+
+    # -- time --------------------------------------------------------------------------------
 
     def now(self) -> float:
         """Return the emulator's current time (Unix seconds)."""
         return self.clock.now()
 
     def advance(self, seconds: float) -> None:
-        """Advance a manual clock.
+        """Advance a manual clock, then process what became due.
 
         Raises:
             TypeError: The clock is not a ``ManualClock``.
@@ -77,6 +172,320 @@ class Emulator:
         if not isinstance(self.clock, ManualClock):
             raise TypeError("the emulator's clock is not a ManualClock")
         self.clock.advance(seconds)
+        self.process_due()
+
+    # -- add participants ----------------------------------------------------------------------
+
+    def active_flow(self, campaign_id: int) -> FlowState | None:
+        """Return the flow if it exists and is active."""
+        flow = self.flows.get(campaign_id)
+        return flow if flow is not None and flow.config.active else None
+
+    def accept(self, campaign_id: int, request: AddRequest, body: bytes) -> Operation:
+        """Queue a validated add request and return its operation (journaled first)."""
+        now = self.now()
+        delay = self.settings.processing_delay_s + self.faults.settings.report_delay_s
+        op = Operation(
+            str(uuid.uuid4()),
+            campaign_id,
+            request.participants,
+            request.notify_url,
+            request.callback_data,
+            now,
+            now + delay,
+            identify_by=[p["identifyBy"] for p in request.participants],
+        )
+        if self.journal is not None:
+            import orjson  # local: only the journaled path needs the Fragment
+
+            self.journal.write(
+                {
+                    "t": "add",
+                    "op": op.operation_id,
+                    "campaign": campaign_id,
+                    "body": orjson.Fragment(body),
+                    "at": now,
+                    "due": op.due_at,
+                }
+            )
+        self._register(op)
+        return op
+
+    def _register(self, op: Operation) -> None:
+        self.operations[op.operation_id] = op
+        if op.results is None:
+            self._pending.append(op)
+
+    def process_due(self, max_operations: int | None = None) -> int:
+        """Process due operations in acceptance order; return how many were processed."""
+        now = self.now()
+        done = 0
+        pending = self._pending
+        while pending and pending[0].due_at <= now:
+            if max_operations is not None and done >= max_operations:
+                break
+            self._process(pending.popleft(), now)
+            done += 1
+        return done
+
+    def _process(self, op: Operation, now: float) -> None:
+        self._upsert_batch = []
+        try:
+            outcome = process_participants(
+                op,
+                self.flows.get(op.campaign_id),
+                self.people,
+                custom_attributes=self.custom_attributes,
+                credits_left=self.credits_left,
+            )
+        finally:
+            upserts, self._upsert_batch = self._upsert_batch, None
+        if self.credits_left is not None:
+            self.credits_left -= outcome.credits_used
+        op.results = outcome.results
+        op.participants = []
+        if self.journal is not None:
+            self.journal.write(
+                {
+                    "t": "done",
+                    "op": op.operation_id,
+                    "upserts": upserts,
+                    "results": outcome.results,
+                    "added": outcome.added_members,
+                    "credits": outcome.credits_used,
+                    "at": now,
+                }
+            )
+        if op.notify_url:
+            self._schedule_callback(op)
+
+    def report(self, campaign_id: int, operation_id: str) -> dict[str, Any] | None:
+        """Return the report of an operation, or None if unknown, foreign or expired."""
+        self.process_due()
+        op = self.operations.get(operation_id)
+        if op is None or op.campaign_id != campaign_id:
+            return None
+        if self.now() - op.created_at > self.settings.report_retention_days * _DAY_S:
+            return None
+        return op.report()
+
+    # -- callbacks ---------------------------------------------------------------------------
+
+    def _schedule_callback(self, op: Operation) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._unscheduled.append(op)
+            return
+        for waiting in self._unscheduled:
+            self._start_callback(loop, waiting)
+        self._unscheduled.clear()
+        self._start_callback(loop, op)
+
+    def _start_callback(self, loop: asyncio.AbstractEventLoop, op: Operation) -> None:
+        assert op.notify_url is not None
+        task = loop.create_task(self.callbacks.deliver(op.notify_url, op.report()))
+        self._callback_tasks.add(task)
+        task.add_done_callback(self._callback_tasks.discard)
+
+    async def drain_callbacks(self) -> None:
+        """Process what is due and wait until every scheduled callback delivery finished."""
+        self.process_due()
+        loop = asyncio.get_running_loop()
+        for op in self._unscheduled:
+            self._start_callback(loop, op)
+        self._unscheduled.clear()
+        while self._callback_tasks:
+            await asyncio.gather(*list(self._callback_tasks), return_exceptions=True)
+
+    # -- background worker ---------------------------------------------------------------------
+
+    def ensure_worker(self) -> None:
+        """Start the background processor on the running loop (idempotent per loop)."""
+        loop = asyncio.get_running_loop()
+        worker = self._worker
+        if worker is not None and not worker.done() and worker.get_loop() is loop:
+            return
+        self._worker = loop.create_task(self._work())
+
+    async def _work(self) -> None:
+        while True:
+            await asyncio.sleep(0.02)
+            # One operation per turn keeps the loop responsive under load.
+            for _ in range(len(self._pending)):
+                if not self.process_due(max_operations=1):
+                    break
+                await asyncio.sleep(0)
+
+    async def aclose(self) -> None:
+        """Stop the background worker and compact the journal (clean shutdown)."""
+        worker, self._worker = self._worker, None
+        if worker is not None and not worker.done():
+            worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
+        self.close()
+
+    def close(self) -> None:
+        """Compact the journal into a snapshot and close it."""
+        if self.journal is not None:
+            self.journal.compact(self.snapshot())
+            self.journal.close()
+            self.journal = None
+
+    # -- remove participant --------------------------------------------------------------------
+
+    def remove(
+        self, campaign_id: int, *, phone: str | None, email: str | None, external_id: str | None
+    ) -> RemoveOutcome:
+        """Apply remove-people-from-flow and return its outcome."""
+        given: list[Identifier] = []
+        if phone:
+            given.append(Identifier.phone(phone))
+        if email:
+            given.append(Identifier.email(email))
+        if external_id:
+            given.append(Identifier.external_id(external_id))
+        if not given:
+            return RemoveOutcome(400, "40001", "Bad request")
+        flow = self.active_flow(campaign_id)
+        if flow is None:
+            return RemoveOutcome(
+                404, "40401", f"Could not find active flow for campaign {campaign_id}"
+            )
+        self.process_due()
+        found = {pid for pid in (self.people.find(i) for i in given) if pid is not None}
+        if not found:
+            return RemoveOutcome(404, "40402", "Person not found")
+        if len(found) > 1:
+            return RemoveOutcome(400, "40002", "Duplicate person")
+        (profile_id,) = found
+        if profile_id not in flow.members:
+            return RemoveOutcome(400, "40006", "Person is not in the flow")
+        flow.members.discard(profile_id)
+        if self.journal is not None:
+            self.journal.write({"t": "remove", "campaign": campaign_id, "pid": profile_id})
+        return RemoveOutcome(200)
+
+    # -- memberships ---------------------------------------------------------------------------
+
+    def _move_memberships(self, surviving_id: int, absorbed_id: int) -> None:
+        for flow in self.flows.values():
+            if absorbed_id in flow.members:
+                flow.members.discard(absorbed_id)
+                flow.members.add(surviving_id)
+
+    # -- journal -------------------------------------------------------------------------------
+
+    def _journal_upsert(self, record: dict[str, Any]) -> None:
+        if self._upsert_batch is not None:
+            self._upsert_batch.append(record)
+        elif self.journal is not None:
+            self.journal.write({"t": "upsert", **record})
+
+    def journal_forms(self) -> None:
+        """Journal the forms state after a forms request changed it."""
+        if self.journal is None:
+            return
+        new = self.form_submissions[self._forms_saved :]
+        self._forms_saved = len(self.form_submissions)
+        self.journal.write(
+            {"t": "forms", "forms": self.forms, "views": self.form_views, "subs": new}
+        )
+
+    def snapshot(self) -> dict[str, Any]:
+        """Return the whole state as JSON-ready data (expired reports are dropped)."""
+        horizon = self.now() - self.settings.report_retention_days * _DAY_S
+        return {
+            "people": self.people.snapshot(),
+            "members": {str(cid): sorted(f.members) for cid, f in self.flows.items()},
+            "operations": [
+                op.to_dict() for op in self.operations.values() if op.created_at >= horizon
+            ],
+            "credits": self.credits_left,
+            "forms": self.forms,
+            "views": self.form_views,
+            "subs": self.form_submissions,
+        }
+
+    def _replay(self) -> None:
+        assert self.settings.state_path is not None
+        for record in read_journal(self.settings.state_path):
+            kind = record["t"]
+            if kind == "snapshot":
+                self._restore(record)
+            elif kind == "add":
+                body = record["body"]
+                op = Operation(
+                    record["op"],
+                    int(record["campaign"]),
+                    body["participants"],
+                    body.get("notifyUrl"),
+                    body.get("callbackData"),
+                    float(record["at"]),
+                    float(record["due"]),
+                    identify_by=[p["identifyBy"] for p in body["participants"]],
+                )
+                self._register(op)
+            elif kind == "done":
+                self._replay_done(record)
+            elif kind == "upsert":
+                self.people.replay_upsert(record)
+            elif kind == "remove":
+                flow = self.flows.get(int(record["campaign"]))
+                if flow is not None:
+                    flow.members.discard(int(record["pid"]))
+            elif kind == "forms":
+                self.forms = record["forms"]
+                self.form_views = record["views"]
+                self.form_submissions.extend(record["subs"])
+                self._forms_saved = len(self.form_submissions)
+            elif kind == "reset":
+                self.people.clear()
+                self.operations.clear()
+                self._pending.clear()
+                self.form_submissions.clear()
+                self.credits_left = self.settings.credits
+                self._seed()
+        for op in self._pending:
+            # A scope left by a torn processing run must not make identifiers look repeated.
+            self.people.end_scope(op.operation_id)
+
+    def _replay_done(self, record: dict[str, Any]) -> None:
+        for upsert in record["upserts"]:
+            self.people.replay_upsert(upsert)
+        self.people.end_scope(record["op"])
+        op = self.operations.get(record["op"])
+        if op is None:
+            return
+        with contextlib.suppress(ValueError):
+            self._pending.remove(op)
+        op.results = record["results"]
+        op.participants = []
+        flow = self.flows.get(op.campaign_id)
+        if flow is not None:
+            flow.members.update(self.people.resolve(pid) for pid in record["added"])
+        if self.credits_left is not None:
+            self.credits_left -= int(record["credits"])
+
+    def _restore(self, data: dict[str, Any]) -> None:
+        self.people.restore(data["people"])
+        for cid, members in data["members"].items():
+            flow = self.flows.get(int(cid))
+            if flow is not None:
+                flow.members = set(members)
+        self.operations.clear()
+        self._pending.clear()
+        for raw in data["operations"]:
+            self._register(Operation.from_dict(raw))
+        self.credits_left = data["credits"]
+        self.forms = data["forms"]
+        self.form_views = data["views"]
+        self.form_submissions = list(data["subs"])
+        self._forms_saved = len(self.form_submissions)
 
     def __repr__(self) -> str:
-        return f"Emulator(profiles={len(self.people.profiles)}, clock={self.clock!r})"
+        return (
+            f"Emulator(profiles={len(self.people.profiles)}, operations={len(self.operations)},"
+            f" clock={self.clock!r})"
+        )

@@ -1,0 +1,355 @@
+"""Flows, add-participants operations and their asynchronous processing.
+
+Request validation is plain code over orjson-parsed dicts (no per-participant pydantic model)
+so that a 1000-participant request costs little; processing runs later (``Emulator``
+decides when) and applies the People rules through ``PeopleStore``.
+
+Readings of the contract made here:
+
+- Validation messages follow the spec's examples; for fields the examples do not cover the
+  same wording is used (``Field participants.[i].identifyBy.identifier must not be null``).
+  JSON that is not the documented shape (a list where an object is expected...) is a body
+  the server "failed to read": the problem object, as for unparsable JSON.
+- ``sender`` is documented as required for types other than PHONE/EMAIL, but the spec's own
+  example sends a FACEBOOK participant without one; the emulator accepts it.
+- A contact is invalid (``REJECTED_INVALID_CONTACT``) when an email lacks ``local@domain.tld``
+  syntax or exceeds 255 characters, or a phone is not international digits (no ``+``, no
+  leading 0, 7 to 15 digits), the form the spec's examples use.
+- The rejection reason for a person already in a flow without re-entry is the enum value
+  ``REJECTED_PERSON_IN_FLOW`` (the description spells it ``..._ALREADY_IN_FLOW``).
+- One credit is spent per accepted participant when a balance is configured.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from .people import EMAIL, EXTERNAL_ID, PHONE, Identifier, PeopleStore
+from .settings import FlowConfig
+
+__all__ = [
+    "IDENTIFY_BY_TYPES",
+    "MAX_PARTICIPANTS",
+    "AddRequest",
+    "FlowState",
+    "Operation",
+    "ProcessOutcome",
+    "RequestInvalid",
+    "parse_add_request",
+    "process_participants",
+]
+
+MAX_PARTICIPANTS = 1000
+IDENTIFY_BY_TYPES = frozenset({"EMAIL", "PHONE", "FACEBOOK", "LINE", "APPLE_BUSINESS_CHAT"})
+_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s.]+(?:\.[^@\s.]+)+$")
+_PHONE_RE = re.compile(r"^[1-9][0-9]{6,14}$")
+_NOT_ATTRIBUTES = frozenset({"contactInformation", "externalId"})
+
+
+@dataclass(slots=True)
+class FlowState:
+    """A flow and the profiles currently in it."""
+
+    config: FlowConfig
+    members: set[int] = field(default_factory=set)
+
+
+@dataclass(slots=True)
+class Operation:
+    """One add-flow-participants operation.
+
+    Attributes:
+        operation_id: The operationId returned to the client.
+        campaign_id: The flow.
+        participants: Raw participants as sent (emptied once processed).
+        notify_url: Where to POST the report once processed.
+        callback_data: Echoed in the report.
+        created_at: Acceptance time.
+        due_at: Time from which it may be processed.
+        results: AddFlowParticipantResult dicts once processed.
+        identify_by: Each participant's identifyBy as sent (for PENDING reports).
+    """
+
+    operation_id: str
+    campaign_id: int
+    participants: list[dict[str, Any]]
+    notify_url: str | None
+    callback_data: str | None
+    created_at: float
+    due_at: float
+    results: list[dict[str, Any]] | None = None
+    identify_by: list[Any] = field(default_factory=list)
+
+    def report(self) -> dict[str, Any]:
+        """Return the FlowParticipantsReportResponse body."""
+        participants = self.results
+        if participants is None:
+            participants = [{"identifyBy": ib, "status": "PENDING"} for ib in self.identify_by]
+        body: dict[str, Any] = {
+            "operationId": self.operation_id,
+            "campaignId": self.campaign_id,
+            "participants": participants,
+        }
+        if self.callback_data is not None:
+            body["callbackData"] = self.callback_data
+        return body
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return JSON-ready data for snapshots."""
+        return {
+            "op": self.operation_id,
+            "campaign": self.campaign_id,
+            "participants": self.participants,
+            "notify": self.notify_url,
+            "cb": self.callback_data,
+            "at": self.created_at,
+            "due": self.due_at,
+            "results": self.results,
+            "identify_by": self.identify_by,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Operation:
+        """Inverse of ``to_dict``."""
+        return cls(
+            data["op"],
+            int(data["campaign"]),
+            data["participants"],
+            data["notify"],
+            data["cb"],
+            float(data["at"]),
+            float(data["due"]),
+            data["results"],
+            data["identify_by"],
+        )
+
+
+class RequestInvalid(Exception):
+    """The add request is invalid.
+
+    Attributes:
+        message: The ``errorMessage`` (None: the body could not be read at all).
+    """
+
+    def __init__(self, message: str | None) -> None:
+        super().__init__(message or "Failed to read request")
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class AddRequest:
+    """A validated add-flow-participants body."""
+
+    participants: list[dict[str, Any]]
+    notify_url: str | None
+    callback_data: str | None
+
+
+def _unreadable() -> RequestInvalid:
+    return RequestInvalid(None)
+
+
+def parse_add_request(body: bytes) -> AddRequest:
+    """Parse and validate an add-flow-participants body.
+
+    Raises:
+        RequestInvalid: With the spec's message, or ``message=None`` for an unreadable body.
+    """
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise _unreadable() from None
+    if not isinstance(data, dict):
+        raise _unreadable()
+    participants = data.get("participants")
+    if participants is None:
+        raise RequestInvalid("Mandatory fields are absent: [participants]")
+    if not isinstance(participants, list):
+        raise _unreadable()
+    if not 1 <= len(participants) <= MAX_PARTICIPANTS:
+        raise RequestInvalid(
+            f"Number of participants must be between 1 and {MAX_PARTICIPANTS}. "
+            f"Received: {len(participants)}"
+        )
+    notify_url = data.get("notifyUrl")
+    callback_data = data.get("callbackData")
+    if notify_url is not None and not isinstance(notify_url, str):
+        raise _unreadable()
+    if callback_data is not None and not isinstance(callback_data, str):
+        raise _unreadable()
+    if notify_url is not None and len(notify_url) > 1000:
+        raise RequestInvalid("Field notifyUrl size must be between 0 and 1000")
+    if callback_data is not None and len(callback_data) > 2000:
+        raise RequestInvalid("Field callbackData size must be between 0 and 2000")
+    for i, participant in enumerate(participants):
+        _check_participant(i, participant)
+    return AddRequest(participants, notify_url, callback_data)
+
+
+def _check_participant(i: int, participant: Any) -> None:
+    if not isinstance(participant, dict):
+        raise _unreadable()
+    identify_by = participant.get("identifyBy")
+    if identify_by is None:
+        raise RequestInvalid(f"Field participants.[{i}].identifyBy must not be null")
+    if not isinstance(identify_by, dict):
+        raise _unreadable()
+    if identify_by.get("type") not in IDENTIFY_BY_TYPES:
+        raise RequestInvalid(
+            f"Field participants.[{i}].identifyBy.type must not be null or unsupported value"
+        )
+    identifier = identify_by.get("identifier")
+    if not isinstance(identifier, str) or not identifier:
+        if identifier is not None and not isinstance(identifier, str):
+            raise _unreadable()
+        raise RequestInvalid(f"Field participants.[{i}].identifyBy.identifier must not be null")
+    sender = identify_by.get("sender")
+    variables = participant.get("variables")
+    person = participant.get("person")
+    if (
+        (sender is not None and not isinstance(sender, str))
+        or (variables is not None and not isinstance(variables, dict))
+        or (person is not None and not _person_readable(person))
+    ):
+        raise _unreadable()
+
+
+def _person_readable(person: Any) -> bool:
+    if not isinstance(person, dict):
+        return False
+    external_id = person.get("externalId")
+    if external_id is not None and not isinstance(external_id, str):
+        return False
+    custom = person.get("customAttributes")
+    if custom is not None and not isinstance(custom, dict):
+        return False
+    contacts = person.get("contactInformation")
+    if contacts is None:
+        return True
+    if not isinstance(contacts, dict):
+        return False
+    for key, inner in (("email", "address"), ("phone", "number")):
+        entries = contacts.get(key)
+        if entries is None:
+            continue
+        if not isinstance(entries, list):
+            return False
+        for entry in entries:
+            if not isinstance(entry, dict) or not isinstance(entry.get(inner, ""), str):
+                return False
+    return True
+
+
+@dataclass(slots=True)
+class ProcessOutcome:
+    """What processing one operation did."""
+
+    results: list[dict[str, Any]]
+    added_members: list[int]
+    credits_used: int
+
+
+def _valid_email(address: str) -> bool:
+    return len(address) <= 255 and _EMAIL_RE.match(address.strip()) is not None
+
+
+def process_participants(
+    operation: Operation,
+    flow: FlowState | None,
+    people: PeopleStore,
+    *,
+    custom_attributes: frozenset[str],
+    credits_left: int | None,
+) -> ProcessOutcome:
+    """Apply an operation's participants: People rules, then flow entry.
+
+    Args:
+        operation: The pending operation.
+        flow: Its flow (None or inactive: every participant REJECTED_FLOW_ERROR_UNKNOWN).
+        people: The profile store.
+        custom_attributes: Custom attribute names defined for the account.
+        credits_left: Remaining credits (None: unlimited).
+    """
+    results: list[dict[str, Any]] = []
+    added: list[int] = []
+    used = 0
+    op_id = operation.operation_id
+    scope = people.request_scope(op_id)
+    members = flow.members if flow is not None else set()
+    reentry = flow is not None and flow.config.allow_reentry
+    for participant in operation.participants:
+        identify_by = participant["identifyBy"]
+        if flow is None or not flow.config.active:
+            results.append(_rejected(identify_by, "REJECTED_FLOW_ERROR_UNKNOWN"))
+            continue
+        ids = _identifiers(participant)
+        if ids is None:
+            results.append(_rejected(identify_by, "REJECTED_INVALID_CONTACT"))
+            continue
+        person = participant.get("person") or {}
+        custom = person.get("customAttributes")
+        if custom and any(name not in custom_attributes for name in custom):
+            results.append(_rejected(identify_by, "REJECTED_ATTRIBUTE_MISSED"))
+            continue
+        attrs = {k: v for k, v in person.items() if k not in _NOT_ATTRIBUTES}
+        profile_id = people.upsert(ids, attrs, origin="API", operation_id=op_id, scope=scope)
+        if profile_id in members and not reentry:
+            results.append(_rejected(identify_by, "REJECTED_PERSON_IN_FLOW"))
+        elif credits_left is not None and used >= credits_left:
+            results.append(_rejected(identify_by, "REJECTED_NOT_ENOUGH_CREDITS"))
+        else:
+            members.add(profile_id)
+            added.append(profile_id)
+            used += 1
+            results.append({"identifyBy": identify_by, "status": "ACCEPTED"})
+    people.end_scope(op_id)
+    return ProcessOutcome(results, added, used)
+
+
+def _rejected(identify_by: Any, reason: str) -> dict[str, Any]:
+    return {"identifyBy": identify_by, "status": "REJECTED", "errorReason": reason}
+
+
+def _identifiers(participant: dict[str, Any]) -> list[Identifier] | None:
+    """Return the participant's identifiers, or None when a contact is malformed."""
+    identify_by = participant["identifyBy"]
+    kind = identify_by["type"]
+    value = identify_by["identifier"]
+    ids: list[Identifier] = []
+    if kind == EMAIL:
+        if not _valid_email(value):
+            return None
+        ids.append(Identifier.email(value))
+    elif kind == PHONE:
+        if _PHONE_RE.match(value) is None:
+            return None
+        ids.append(Identifier(PHONE, value))
+    else:
+        ids.append(Identifier(kind, value, identify_by.get("sender")))
+    person = participant.get("person")
+    if not person:
+        return ids
+    external_id = person.get("externalId")
+    if external_id:
+        ids.append(Identifier(EXTERNAL_ID, external_id))
+    contacts = person.get("contactInformation")
+    if contacts:
+        for entry in contacts.get("email") or ():
+            address = entry.get("address")
+            if address is None:
+                continue
+            if not _valid_email(address):
+                return None
+            ids.append(Identifier.email(address))
+        for entry in contacts.get("phone") or ():
+            number = entry.get("number")
+            if number is None:
+                continue
+            if _PHONE_RE.match(number) is None:
+                return None
+            ids.append(Identifier(PHONE, number))
+    return ids
