@@ -14,8 +14,10 @@ A schema error under ``anyOf`` is excused only if one branch fails solely by exc
 
 One reading, not an excuse: 502/503/504 are gateway answers (the emulator injects them as
 faults, the live service's load balancer sends them) that the spec documents for no
-operation; their body must still be exactly what the operation documents for 500 (the
-GENERAL_ERROR ApiException), so they are validated as that 500 answer.
+operation; their body must still be what the operation documents for 500 (the ApiException
+envelope), so they are validated as that 500 answer. Likewise an answer the emulator marks as
+injected (``Exchange.fault``, e.g. a 429 on get-form, which documents no 429) is validated
+against the operation's 500 answer when its own status is not documented.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from urllib.parse import parse_qsl
 
 from jsonschema.exceptions import ValidationError as SchemaError
 from openapi_core import OpenAPI
+from openapi_core.templating.responses.exceptions import ResponseNotFound
 from openapi_core.testing import MockRequest, MockResponse
 from openapi_core.validation.schemas.exceptions import InvalidSchemaValue
 
@@ -82,6 +85,7 @@ class Exchange:
     response_headers: Mapping[str, str] = field(
         default_factory=lambda: {"content-type": "application/json"}
     )
+    fault: str | None = None
 
 
 @dataclass(frozen=True)
@@ -171,7 +175,6 @@ class ContractValidator:
         if exchange.path.startswith(INSPECTION_PREFIX):
             return []
         request_headers = dict(exchange.request_headers or {})
-        response_headers = dict(exchange.response_headers or {})
         request = MockRequest(
             _HOST_URL,
             exchange.method,
@@ -181,9 +184,19 @@ class ContractValidator:
             data=exchange.request_body,
             content_type=_header(request_headers, "content-type") or "application/json",
         )
+        errors = self._response_errors(request, exchange, exchange.status)
+        injected = getattr(exchange, "fault", None) is not None
+        if injected and any(isinstance(error, ResponseNotFound) for error in errors):
+            errors = self._response_errors(request, exchange, 500)
+        return errors
+
+    def _response_errors(
+        self, request: MockRequest, exchange: RecordedExchange, status: int
+    ) -> list[Exception]:
+        response_headers = dict(exchange.response_headers or {})
         response = MockResponse(
             exchange.response_body,
-            status_code=500 if exchange.status in GATEWAY_STATUSES else exchange.status,
+            status_code=500 if status in GATEWAY_STATUSES else status,
             headers=response_headers,
             content_type=_header(response_headers, "content-type") or "",
         )

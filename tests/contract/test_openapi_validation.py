@@ -144,6 +144,16 @@ def test_gateway_errors_are_held_to_the_documented_500_body(contract_validator):
     assert contract_validator.validate(Exchange("POST", ADD_PATH, 502, _json(general))) == []
 
 
+def test_injected_faults_with_undocumented_status_are_held_to_the_500_body(contract_validator):
+    too_many = {"requestError": {"serviceException": {"messageId": "TOO_MANY_REQUESTS"}}}
+    injected = Exchange("GET", FORM_PATH, 429, _json(too_many), fault="429")
+    assert contract_validator.validate(injected) == []
+    spontaneous = Exchange("GET", FORM_PATH, 429, _json(too_many))
+    assert "ResponseNotFound" in contract_validator.validate(spontaneous)[0].message
+    malformed = Exchange("GET", FORM_PATH, 429, b"[]", fault="429")
+    assert "is not of type 'object'" in contract_validator.validate(malformed)[0].message
+
+
 def test_inspection_paths_are_outside_the_spec(contract_validator):
     assert contract_validator.validate(Exchange("GET", "/_emulator/people", 200, b"[1")) == []
 

@@ -11,10 +11,11 @@ import httpx
 import pytest
 
 from moments_pipeline.emulator.forms_seed import complete_form
+from moments_pipeline.emulator.testing import EmulatorTransport
+from tests.fixtures.emulator import TEST_API_KEY
 
 NEWSLETTER = "f23f0f7c-9898-4feb-8f21-5afe2c29db7e"
 EMAIL_ONLY = "7370b24c-9788-4a52-a6a4-047cecbe2df2"
-API_KEY = "forms-test-key"
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 NOT_FOUND = {
     "requestError": {"serviceException": {"messageId": "NOT_FOUND", "text": "Form is not found"}}
@@ -102,21 +103,17 @@ def _test_forms() -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-async def forms_app():
-    from moments_pipeline.emulator.app import create_app
-    from moments_pipeline.emulator.clock import ManualClock
-    from moments_pipeline.emulator.settings import EmulatorSettings
-
-    settings = EmulatorSettings(api_keys=[API_KEY], forms=_test_forms(), record_exchanges=True)
-    return create_app(settings, clock=ManualClock())
+def forms_app(make_emulator_app):
+    # Built through the emulator fixtures, so the contract fixture validates every answer.
+    return make_emulator_app(forms=_test_forms())
 
 
 @pytest.fixture
 async def client(forms_app) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=forms_app)
-    headers = {"Authorization": f"App {API_KEY}"}
+    headers = {"Authorization": f"App {TEST_API_KEY}"}
+    transport = EmulatorTransport(forms_app)
     async with httpx.AsyncClient(
-        transport=transport, base_url="http://emulator", headers=headers
+        transport=transport, base_url="http://emulator.test", headers=headers
     ) as c:
         yield c
 
