@@ -65,6 +65,6 @@ def normalize_phones(
     if present.any():
         pairs = pd.DataFrame({"v": text[present], "r": region[present]})
         codes, uniques = pd.MultiIndex.from_frame(pairs).factorize()
-        parsed = [library_phone(v, None if r is pd.NA or r is None else r) for v, r in uniques]
+        parsed = [library_phone(v, r if isinstance(r, str) else None) for v, r in uniques]
         values[present] = pd.array(parsed, dtype=STRING_DTYPE)[codes]
     return Normalized(values, present & values.isna())

@@ -150,7 +150,7 @@ def prepare_audience(
         comp_of_row = np.full(n, -1, dtype=np.int64)
         comp_of_row[uses["row"].to_numpy()] = uses["comp"].to_numpy()
         shared_text = _describe_shared(uses, pk_code, conflict)
-        row_detail = pd.Series(comp_of_row).map(shared_text).fillna("").to_numpy(dtype=object)
+        row_detail = _per_row(comp_of_row, conflict, shared_text.to_dict())
         if policy is ConflictPolicy.QUARANTINE:
             quarantine(conflict, QuarantineReason.IDENTITY_CONFLICT, row_detail)
         elif policy is ConflictPolicy.KEEP_MOST_RECENT:
@@ -172,13 +172,16 @@ def prepare_audience(
             loser = np.zeros(n, dtype=bool)
             loser[rows] = winner.reindex(comp_of_row[rows]).to_numpy() != pk_code[rows]
             kept = pk_text.to_numpy()[np.asarray(best["pos"].to_numpy())]
-            kept_text = pd.Series(kept, index=best["comp"].to_numpy())
-            note = pd.Series(comp_of_row).map(kept_text).astype(str).to_numpy(dtype=object)
-            quarantine(
-                loser,
-                QuarantineReason.SUPERSEDED_BY_MORE_RECENT,
-                "kept more recent person " + note + "; " + row_detail,
+            kept_by_comp = dict(zip(best["comp"].tolist(), kept.tolist(), strict=True))
+            note = _per_row(comp_of_row, loser, kept_by_comp)
+            text = np.array(
+                [
+                    f"kept more recent person {k}; {d}"
+                    for k, d in zip(note, row_detail, strict=True)
+                ],
+                dtype=object,
             )
+            quarantine(loser, QuarantineReason.SUPERSEDED_BY_MORE_RECENT, text)
         else:
             shared_uses = _shared_uses(uses, pk_code)
             lost_idb = np.zeros(n, dtype=bool)
@@ -235,6 +238,14 @@ def uses_kind_prefix(audience: AudienceConfig) -> str:
     from moments_pipeline.identity._normalize_frame import identify_by_kind
 
     return identify_by_kind(audience) + ":"
+
+
+def _per_row(comp_of_row: np.ndarray, mask: np.ndarray, by_comp: dict) -> np.ndarray:
+    """Text per row from a per-component mapping, for the rows in ``mask`` ("" elsewhere)."""
+    out = np.full(len(comp_of_row), "", dtype=object)
+    rows = np.flatnonzero(mask)
+    out[rows] = [str(by_comp.get(c, "")) for c in comp_of_row[rows].tolist()]
+    return out
 
 
 def _shared_uses(uses: pd.DataFrame, pk_code: np.ndarray) -> np.ndarray:

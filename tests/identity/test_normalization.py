@@ -1,0 +1,138 @@
+"""Normalization tables: raw value -> expected normalized value (None = invalid or missing)."""
+
+from __future__ import annotations
+
+import random
+
+import pandas as pd
+import pytest
+
+from moments_pipeline.identity import library_phone, normalize_emails, normalize_phones
+from moments_pipeline.identity._emails import _library_email, fast_email_mask
+
+PHONES = [
+    ("+41 79 302 67 27", None, "41793026727"),
+    ("079 302 67 27", None, "41793026727"),
+    ("0041793026727", None, "41793026727"),
+    ("+41793026727", None, "41793026727"),
+    (" +41-79-302-67-27 ", None, "41793026727"),
+    ("(079) 302.67.27", None, "41793026727"),
+    ("41793026727", None, "41793026727"),
+    ("2025550143", "US", "12025550143"),
+    ("+1 (212) 555-0100 ext. 7", None, "12125550100"),  # extension is not part of E.164
+    ("(201) 555-0123", "US", "12015550123"),
+    ("07400 123456", "GB", "447400123456"),
+    ("+44 7400 123456", "DE", "447400123456"),
+    ("030 901820", "DE", "4930901820"),
+    ("+4179302672", None, None),  # one digit short
+    ("12", None, None),
+    ("not a phone", None, None),
+    ("+999 123 456 789", None, None),
+    ("", None, None),
+    ("   ", None, None),
+    (None, None, None),
+    ("+41 79 302 67 27" + " " * 60, None, "41793026727"),  # trailing padding is trimmed
+    ("+41 79 302 67 27" + "9" * 60, None, None),  # longer than 50 characters
+    ("٠٧٩ ٣٠٢ ٦٧ ٢٧", None, "41793026727"),  # Arabic-Indic digits, as phonenumbers reads them
+]
+
+
+@pytest.mark.parametrize(("raw", "region", "expected"), PHONES)
+def test_phone_table(raw: str | None, region: str | None, expected: str | None) -> None:
+    regions = pd.Series([region]) if region else None
+    result = normalize_phones(pd.Series([raw], dtype=object), regions=regions, default_region="CH")
+    value = result.values.iloc[0]
+    assert (None if pd.isna(value) else value) == expected
+    present = raw is not None and raw.strip() != ""
+    assert bool(result.invalid.iloc[0]) == (present and expected is None)
+
+
+def test_numeric_phone_columns_with_nulls() -> None:
+    raw = pd.Series([41793026727.0, float("nan"), 793026727.0])
+    result = normalize_phones(raw, default_region="CH")
+    assert result.values.tolist()[0] == "41793026727"
+    assert pd.isna(result.values.iloc[1])
+    assert result.values.iloc[2] == library_phone("793026727", "CH") == "41793026727"
+    assert result.invalid.tolist() == [False, False, False]
+
+
+def test_region_column_overrides_default_and_falls_back() -> None:
+    raw = pd.Series(["030 901820", "079 302 67 27", "(201) 555-0123"])
+    regions = pd.Series(["de", None, "US"])
+    values = normalize_phones(raw, regions=regions, default_region="CH").values
+    assert values.tolist() == ["4930901820", "41793026727", "12015550123"]
+
+
+def test_phones_without_any_region_need_a_country_code() -> None:
+    values = normalize_phones(pd.Series(["+41793026727", "0793026727"])).values
+    assert values.iloc[0] == "41793026727" and pd.isna(values.iloc[1])
+
+
+EMAILS = [
+    ("Jane.Doe@Example.COM", "jane.doe@example.com"),
+    ("  jane@acme.com\t", "jane@acme.com"),
+    ("jane+tag@sub.acme.co.uk", "jane+tag@sub.acme.co.uk"),
+    ("o'brien@acme.com", "o'brien@acme.com"),  # valid, only the library path accepts it
+    ("jürgen@müller.de", "jürgen@müller.de"),
+    ("a..b@acme.com", None),
+    (".a@acme.com", None),
+    ("a@acme", None),
+    ("a@-acme.com", None),
+    ("a@acme.123", None),
+    ("a@localhost", None),
+    ("a@b.test", None),
+    ("no-at-sign", None),
+    ("a@@b.com", None),
+    ("", None),
+    (None, None),
+    ("x" * 250 + "@a.com", None),  # longer than 255 characters
+]
+
+
+@pytest.mark.parametrize(("raw", "expected"), EMAILS)
+def test_email_table(raw: str | None, expected: str | None) -> None:
+    result = normalize_emails(pd.Series([raw], dtype=object))
+    value = result.values.iloc[0]
+    assert (None if pd.isna(value) else value) == expected
+    present = raw is not None and raw.strip() != ""
+    assert bool(result.invalid.iloc[0]) == (present and expected is None)
+
+
+def _random_emails(rng: random.Random, n: int) -> list[str]:
+    alphabet = "abcxyz019._+-%'!@"
+    tlds = ["com", "ch", "test", "local", "c", "123", "xn--p1ai", "museum", "a-b"]
+    out = []
+    for _ in range(n):
+        local = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 8)))
+        labels = [
+            "".join(rng.choice("abc-09_") for _ in range(rng.randint(0, 6)))
+            for _ in range(rng.randint(1, 3))
+        ]
+        out.append(f"{local}@{'.'.join(labels)}.{rng.choice(tlds)}".lower())
+    return out
+
+
+def test_email_fast_path_never_accepts_what_the_library_rejects() -> None:
+    rng = random.Random(7)
+    sample = pd.Series(_random_emails(rng, 8000), dtype="str")
+    fast = fast_email_mask(sample)
+    accepted = sample[fast].tolist()
+    assert len(accepted) > 100  # the generator must exercise the fast path
+    assert [e for e in accepted if _library_email(e) != e] == []
+
+
+def test_phone_normalization_agrees_with_the_library_row_by_row() -> None:
+    rng = random.Random(11)
+    prefixes = ["+41 79", "079", "0041 79", "+1 201", "+44 7400", "07400", "+49 30", "030", "+7"]
+    raws = [
+        f"{rng.choice(prefixes)} {rng.randint(0, 10 ** rng.randint(4, 9))}".replace(
+            " ", rng.choice([" ", "", "-"])
+        )
+        for _ in range(3000)
+    ]
+    regions = [rng.choice(["CH", "US", "GB", "DE", None]) for _ in raws]
+    result = normalize_phones(pd.Series(raws), regions=pd.Series(regions), default_region="CH")
+    expected = [library_phone(r, g or "CH") for r, g in zip(raws, regions, strict=True)]
+    got = [None if pd.isna(v) else v for v in result.values.tolist()]
+    assert sum(v is not None for v in expected) > 300
+    assert got == expected
