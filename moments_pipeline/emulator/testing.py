@@ -28,6 +28,7 @@ from typing import Any
 import httpx
 import orjson
 import uvicorn
+from pydantic import SecretStr
 from starlette.applications import Starlette
 from starlette.types import Receive, Scope, Send
 
@@ -156,7 +157,7 @@ class ServedEmulator:
     def _start_thread(self) -> None:
         quiet_dropped_connections()
         settings = self.settings.model_copy(
-            update={"api_keys": [*self.settings.api_keys, self.api_key]}
+            update={"api_keys": [*self.settings.api_keys, SecretStr(self.api_key)]}
         )
         self._app = create_app(settings, clock=self._clock)
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

@@ -1,0 +1,140 @@
+"""The emulator served by uvicorn on loopback: real sockets, real drops, restarts with state."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from moments_pipeline.emulator import (
+    ConfigError,
+    EmulatorSettings,
+    ManualClock,
+    create_app,
+    load_settings,
+)
+from moments_pipeline.emulator.testing import EmulatorTransport, ServedEmulator
+from tests.emulator.conftest import ADD, FLOW, REPORT, email
+
+pytestmark = pytest.mark.served
+AUTH = {"Authorization": "App test-key"}
+BODY = {"participants": [email("a@x.com")]}
+
+
+def _client(served: ServedEmulator, **kw: Any) -> httpx.Client:
+    return httpx.Client(base_url=served.base_url, headers=AUTH, **kw)
+
+
+@pytest.mark.parametrize("kind", ["drop_before", "drop_after"])
+def test_served_drops_are_real_disconnects(served_emulator: ServedEmulator, kind: str) -> None:
+    with _client(served_emulator) as client:
+        client.post("/_emulator/faults/next", json={"kind": kind})
+        with pytest.raises(httpx.RemoteProtocolError):
+            client.post(ADD, json=BODY)
+        assert len(served_emulator.emulator.operations) == (1 if kind == "drop_after" else 0)
+        # the server itself is fine afterwards
+        assert client.post(ADD, json=BODY).status_code == 200
+
+
+def test_served_latency_fires_the_read_timeout_after_processing(
+    served_emulator: ServedEmulator,
+) -> None:
+    with _client(served_emulator, timeout=httpx.Timeout(5.0, read=0.3)) as client:
+        client.post("/_emulator/faults/next", json={"kind": "latency", "latency_ms": 1500})
+        with pytest.raises(httpx.ReadTimeout):
+            client.post(ADD, json=BODY)
+    assert len(served_emulator.emulator.operations) == 1
+
+
+def test_served_general_error_and_auth(served_emulator: ServedEmulator) -> None:
+    with _client(served_emulator) as client:
+        client.post("/_emulator/faults/next", json={"kind": "503"})
+        assert client.post(ADD, json=BODY).status_code == 503
+        assert client.post(ADD, json=BODY, headers={"Authorization": "App nope"}).status_code == 401
+
+
+async def test_state_survives_a_clean_restart(
+    tmp_path: Path, emulator_settings: EmulatorSettings
+) -> None:
+    settings = emulator_settings.model_copy(
+        update={"state_path": tmp_path / "state.jsonl", "record_exchanges": False}
+    )
+    clock = ManualClock()
+    app = create_app(settings, clock=clock)
+    async with httpx.AsyncClient(
+        transport=EmulatorTransport(app), base_url="http://e", headers=AUTH
+    ) as client:
+        done = (await client.post(ADD, json=BODY)).json()["operationId"]
+        app.state.emulator.advance(1)
+        pending = (
+            await client.post(ADD, json={"participants": [email("b@x.com"), email("A@x.com")]})
+        ).json()["operationId"]
+    before = app.state.emulator.snapshot()
+    await app.state.emulator.aclose()
+    again = create_app(settings, clock=clock)
+    restored = again.state.emulator
+    assert restored.snapshot() == before
+    assert restored.operations[pending].results is None
+    restored.advance(1)
+    statuses = [p["status"] for p in restored.operations[pending].report()["participants"]]
+    assert statuses == ["ACCEPTED", "REJECTED"]
+    assert restored.operations[done].results[0]["status"] == "ACCEPTED"
+
+
+def test_state_survives_sigkill_mid_stream(tmp_path: Path) -> None:
+    state = tmp_path / "state.jsonl"
+    settings = EmulatorSettings(rate_limit_per_s=None, processing_delay_s=10)
+    served = ServedEmulator(settings, subprocess=True, manual_clock=True, state_path=state)
+    with served:
+        with _client(served) as client:
+            first = client.post(
+                ADD, json={"participants": [email("a@x.com"), email("b@x.com", externalId="b")]}
+            ).json()["operationId"]
+            client.post("/_emulator/clock/advance", json={"seconds": 10})
+            second = client.post(
+                ADD, json={"participants": [email("b@x.com"), email("c@x.com")]}
+            ).json()["operationId"]
+            assert (
+                client.get(REPORT, params={"operationId": second}).json()["participants"][0][
+                    "status"
+                ]
+                == "PENDING"
+            )
+        served.kill()
+        served.start()
+        with _client(served) as client:
+            report = client.get(REPORT, params={"operationId": first}).json()
+            assert [p["status"] for p in report["participants"]] == ["ACCEPTED", "ACCEPTED"]
+            assert (
+                client.get(REPORT, params={"operationId": second}).json()["participants"][0][
+                    "status"
+                ]
+                == "PENDING"
+            )
+            # the manual clock restarts at its origin: the operation is due 20 s after it
+            client.post("/_emulator/clock/advance", json={"seconds": 20})
+            report = client.get(REPORT, params={"operationId": second}).json()
+            assert [p.get("errorReason") for p in report["participants"]] == [
+                "REJECTED_PERSON_IN_FLOW",
+                None,
+            ]
+            people = client.get("/_emulator/people").json()
+            assert sorted(e for p in people for e in p["emails"]) == [
+                "a@x.com",
+                "b@x.com",
+                "c@x.com",
+            ]
+    assert state.read_bytes().count(b"\n") == 1  # compacted on the clean stop
+
+
+def test_config_errors_name_file_and_field(tmp_path: Path) -> None:
+    config = tmp_path / "emulator.yaml"
+    config.write_text("flows:\n  - campaign_id: abc\n")
+    with pytest.raises(ConfigError, match=r"emulator\.yaml.*flows\.0\.campaign_id"):
+        load_settings(config)
+    config.write_text("credits: 5\nflows:\n  - campaign_id: 42\n    allow_reentry: true\n")
+    settings = load_settings(config)
+    assert settings.credits == 5
+    assert set(settings.all_flows()) == {FLOW, 10159347, 42}
