@@ -7,6 +7,7 @@ and a thin asset factory (``build_audience_assets``). ``moments_pipeline.dagster
 holds the project's ``defs`` for ``dagster dev -w workspace.yaml``.
 """
 
+from moments_pipeline.dagster._factory import SyncRunConfig, build_audience_assets
 from moments_pipeline.dagster._metadata import mask_identifier, mask_participant
 from moments_pipeline.dagster._resources import (
     DEFAULT_WAREHOUSE_URL,
@@ -36,9 +37,11 @@ __all__ = [
     "AudienceSpecs",
     "AudienceTables",
     "MomentsResource",
+    "SyncRunConfig",
     "WarehouseResource",
     "audience_asset_key",
     "audience_tables",
+    "build_audience_assets",
     "build_audience_specs",
     "mask_identifier",
     "mask_participant",

@@ -1,0 +1,212 @@
+"""The asset factory: one audience definition in, three thin multi-assets out.
+
+Each asset body is glue: it opens the resources, calls the plain library (warehouse, identity,
+sync), and turns the answer into metadata and check results (``_report``). Ops per audience:
+
+- ``<audience>__source``: snapshots the source rows into a warehouse table;
+- ``<audience>__prepare``: identity preparation, writing the participants and quarantine tables;
+- ``<audience>__sync``: the exactly-once send and the final statuses (flow_sync, flow_report and
+  the asset checks), or with run config ``dry_run: true`` a preview that calls nothing.
+"""
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+from dagster import AssetExecutionContext
+from pydantic import Field
+
+from moments_pipeline.config import AudienceConfig
+from moments_pipeline.dagster import _metadata as md
+from moments_pipeline.dagster import _report
+from moments_pipeline.dagster._resources import MomentsResource, WarehouseResource
+from moments_pipeline.dagster._specs import AudienceSpecs, build_audience_specs
+from moments_pipeline.identity import prepare_audience, to_flow_participants
+from moments_pipeline.sync import (
+    MomentsFlowDestination,
+    SqlLedgerStore,
+    SyncEngine,
+    SyncOptions,
+    SyncParticipant,
+    SyncResult,
+    prior_identities_frame,
+)
+from moments_pipeline.warehouse import Warehouse
+
+#: Partition key the engine records for unpartitioned audiences.
+UNPARTITIONED = ""
+
+
+class SyncRunConfig(dg.Config):
+    """Run config of a ``<audience>__sync`` op.
+
+    Attributes:
+        dry_run: Compute and show what would be sent; call nothing and write no ledger row.
+        resend_ambiguous: Re-send batches whose earlier send was ambiguous (may put someone
+            through the flow twice; off unless an operator decides otherwise).
+        preview_rows: Masked sample participants shown by a dry run.
+    """
+
+    dry_run: bool = Field(default=False, description="Preview only: no API call, no ledger row")
+    resend_ambiguous: bool = Field(
+        default=False, description="Re-send ambiguous batches (risk: someone enters twice)"
+    )
+    preview_rows: int = Field(default=5, ge=0, le=100)
+
+
+def build_audience_assets(audience: AudienceConfig) -> list[dg.AssetsDefinition]:
+    """Build the assets (and checks) of one audience.
+
+    Args:
+        audience: A validated audience definition.
+
+    Returns:
+        Three assets definitions (source, prepare, sync), five assets in all.
+    """
+    specs = build_audience_specs(audience)
+    return [_source_asset(specs), _prepare_asset(specs), _sync_asset(specs)]
+
+
+def _read_source(warehouse: Warehouse, audience: AudienceConfig) -> pd.DataFrame:
+    source = audience.source
+    if source.table is not None:
+        frame = warehouse.read_table(source.table)
+    else:
+        frame = warehouse.read_query(source.query or "")
+    missing = [c for c in audience.source_columns() if c not in frame.columns]
+    if missing:
+        raise dg.Failure(
+            description=f"audience {audience.name!r}: the source has no column(s) {missing} "
+            f"(it has {list(frame.columns)})"
+        )
+    return frame
+
+
+def _source_asset(specs: AudienceSpecs) -> dg.AssetsDefinition:
+    audience, tables = specs.audience, specs.tables
+
+    @dg.multi_asset(name=specs.op_name("source"), specs=[specs.source])
+    def _source(context: AssetExecutionContext, warehouse: WarehouseResource) -> Iterator[Any]:
+        with warehouse.open() as wh:
+            frame = _read_source(wh, audience)
+            wh.write_frame(tables.source_snapshot, frame, mode="replace")
+        yield dg.MaterializeResult(
+            asset_key=specs.source.key,
+            metadata={
+                "dagster/row_count": len(frame),
+                "dagster/column_schema": _report.table_schema(frame),
+                md.key("rows"): len(frame),
+                md.key("warehouse"): warehouse.redacted_url,
+                md.key("snapshot_table"): tables.source_snapshot,
+            },
+        )
+
+    return _source
+
+
+def _prepare_asset(specs: AudienceSpecs) -> dg.AssetsDefinition:
+    audience, tables = specs.audience, specs.tables
+
+    @dg.multi_asset(name=specs.op_name("prepare"), specs=[specs.participants, specs.quarantine])
+    def _prepare(context: AssetExecutionContext, warehouse: WarehouseResource) -> Iterator[Any]:
+        with warehouse.open() as wh:
+            frame = wh.read_table(tables.source_snapshot)
+            ledger = SqlLedgerStore(wh)
+            ledger.ensure_schema()
+            prior = prior_identities_frame(ledger)
+            prepared = prepare_audience(frame, audience, prior_identities=prior)
+            bodies = to_flow_participants(prepared.participants, audience)
+            _report.write_table(wh, tables.participants, _report.with_bodies(prepared, bodies))
+            _report.write_table(wh, tables.quarantine, prepared.quarantine)
+        yield dg.MaterializeResult(
+            asset_key=specs.participants.key,
+            metadata=_report.participants_metadata(len(frame), prepared.participants),
+        )
+        yield dg.MaterializeResult(
+            asset_key=specs.quarantine.key,
+            metadata=_report.quarantine_metadata(prepared.quarantine),
+        )
+
+    return _prepare
+
+
+def _sync_asset(specs: AudienceSpecs) -> dg.AssetsDefinition:
+    audience, tables = specs.audience, specs.tables
+
+    @dg.multi_asset(
+        name=specs.op_name("sync"),
+        specs=[specs.flow_sync, specs.flow_report],
+        check_specs=list(specs.checks),
+        # Subsettable so that every output is optional: a dry run materializes nothing (it only
+        # records an observation), and selecting one of the two assets is honoured.
+        can_subset=True,
+    )
+    def _sync(
+        context: AssetExecutionContext,
+        config: SyncRunConfig,
+        warehouse: WarehouseResource,
+        moments: MomentsResource,
+    ) -> Iterator[Any]:
+        with warehouse.open() as wh:
+            participants = _report.read_table(wh, tables.participants)
+            quarantine = _report.read_table(wh, tables.quarantine)
+            to_send = _report.sync_participants(participants)
+            ledger = SqlLedgerStore(wh)
+            ledger.ensure_schema()
+            if config.dry_run:
+                delivered = ledger.delivered_person_keys(audience.flow.campaign_id)
+                yield _report.dry_run_observation(
+                    specs, to_send, delivered, quarantine, config.preview_rows
+                )
+                return
+            result = asyncio.run(
+                _run_engine(audience, moments, ledger, to_send, quarantine, config)
+            )
+            statuses = ledger.statuses(audience.flow.campaign_id, [p.person_key for p in to_send])
+            evidence = _report.SentEvidence.collect(
+                ledger, audience, UNPARTITIONED, participants, quarantine
+            )
+        selected = context.selected_asset_keys
+        if specs.flow_sync.key in selected:
+            yield dg.MaterializeResult(
+                asset_key=specs.flow_sync.key,
+                metadata=_report.sync_metadata(result, moments.describe()),
+            )
+        if specs.flow_report.key in selected:
+            checks = _report.check_results(specs, statuses, result, evidence)
+            wanted = {k.name for k in context.selected_asset_check_keys}
+            yield dg.MaterializeResult(
+                asset_key=specs.flow_report.key,
+                metadata=_report.report_metadata(
+                    statuses, quarantine, result, ledger.table_names()["participant_status"]
+                ),
+                check_results=[c for c in checks if c.check_name in wanted],
+            )
+
+    return _sync
+
+
+async def _run_engine(
+    audience: AudienceConfig,
+    moments: MomentsResource,
+    ledger: SqlLedgerStore,
+    participants: list[SyncParticipant],
+    quarantine: pd.DataFrame,
+    config: SyncRunConfig,
+) -> SyncResult:
+    options = SyncOptions(
+        report_deadline_s=audience.report.deadline_s,
+        resend_ambiguous=config.resend_ambiguous,
+        max_concurrent_sends=moments.max_in_flight,
+    )
+    async with moments.get_client() as client:
+        engine = SyncEngine(MomentsFlowDestination(client), ledger, options=options)
+        return await engine.run(
+            audience=audience.name,
+            partition_key=UNPARTITIONED,
+            campaign_id=audience.flow.campaign_id,
+            participants=participants,
+            quarantine=_report.quarantine_rows(audience.name, UNPARTITIONED, quarantine),
+        )
