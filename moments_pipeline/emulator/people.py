@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = [
     "EMAIL",
@@ -52,9 +52,8 @@ IDENTIFIER_REPEATED_IN_REQUEST = "IDENTIFIER_REPEATED_IN_REQUEST"
 _DIGITS = str.maketrans("", "", "".join(chr(c) for c in range(128) if not chr(c).isdigit()))
 
 
-@dataclass(frozen=True, slots=True)
-class Identifier:
-    """One identifier of a person, already normalized.
+class Identifier(NamedTuple):
+    """One identifier of a person, already normalized (a tuple: hashing stays in C).
 
     Build it with ``Identifier.of`` (or the ``email``/``phone``/``external_id`` helpers) so the
     value is normalized; the plain constructor trusts its arguments.

@@ -94,7 +94,7 @@ class Emulator:
     ) -> None:
         self.settings = settings
         self.clock: Clock = clock or SystemClock()
-        self.people = PeopleStore(self.clock.now, journal=self._journal_upsert)
+        self.people = PeopleStore(self.clock.now)
         self.people.add_merge_listener(self._move_memberships)
         self.flows: dict[int, FlowState] = {}
         self.operations: dict[str, Operation] = {}
@@ -128,6 +128,8 @@ class Emulator:
         if settings.state_path is not None:
             self._replay()
             self.journal = Journal(settings.state_path)
+            # Only a journaled emulator pays for building upsert records.
+            self.people.journal = self._journal_upsert
 
     # -- seed & reset ------------------------------------------------------------------------
 
