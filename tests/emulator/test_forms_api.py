@@ -413,3 +413,29 @@ async def test_resubmission_of_a_form_that_forbids_it_is_refused(client, state):
     for _ in range(2):
         ok = await client.post(f"/forms/1/forms/{EMAIL_ONLY}/data", json={"email": "o@example.com"})
         assert ok.status_code == 200
+
+
+# -- persistence --------------------------------------------------------------------------------
+
+
+async def test_views_submissions_and_profiles_survive_a_restart(make_emulator_app, tmp_path):
+    state_path = tmp_path / "state.jsonl"
+    headers = {"Authorization": f"App {TEST_API_KEY}"}
+    first = make_emulator_app(forms=_test_forms(), state_path=state_path)
+    async with httpx.AsyncClient(
+        transport=EmulatorTransport(first), base_url="http://emulator.test", headers=headers
+    ) as c:
+        assert (await c.post(f"/forms/1/forms/{EMAIL_ONLY}/views")).status_code == 200
+        data = {"email": "keep@example.com", "born": "01/02/1990", "age": 40}
+        assert (await c.post("/forms/1/forms/rules-form/data", json=data)).status_code == 200
+    before = first.state.emulator
+    expected_submissions = copy.deepcopy(before.form_submissions)
+    # No clean shutdown: the journal written per request must be enough (as after kill -9).
+    again = make_emulator_app(forms=_test_forms(), state_path=state_path).state.emulator
+    assert again.form_views[EMAIL_ONLY] == 1
+    assert again.form_submissions == expected_submissions
+    profile = again.people.get(expected_submissions[0]["profileId"]).to_dict()
+    assert profile["emails"] == ["keep@example.com"]
+    assert profile["attributes"] == {"birthDate": "1990-02-01"}
+    await before.aclose()
+    await again.aclose()
