@@ -3,8 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from typing import Any
 
 API_KEY = "client-tests-secret-key-7f3a9c1e5b"
+CAMPAIGN_ID = 200000000000001  # the spec's example flow, seeded by the emulator
+FORM_ID = "f23f0f7c-9898-4feb-8f21-5afe2c29db7e"  # the spec's example form
+
+
+def participant(i: int, *, prefix: str = "4179") -> dict[str, Any]:
+    """A distinct FlowParticipant dict (phone identifier, unique email and externalId)."""
+    phone = f"{prefix}{i:07d}"
+    return {
+        "identifyBy": {"identifier": phone, "type": "PHONE"},
+        "person": {
+            "externalId": f"ext-{prefix}-{i}",
+            "contactInformation": {
+                "phone": [{"number": phone}],
+                "email": [{"address": f"p{prefix}{i}@example.com"}],
+            },
+        },
+    }
 
 
 class VirtualClock:
@@ -17,6 +36,8 @@ class VirtualClock:
         self.now = start
         self.sleeps: list[float] = []
         self._targets: list[float] = []
+        # Called with the seconds by which the clock moved (e.g. to move the emulator's clock).
+        self.listeners: list[Callable[[float], Any]] = []
 
     def __call__(self) -> float:
         return self.now
@@ -35,4 +56,7 @@ class VirtualClock:
                     break
         finally:
             self._targets.remove(target)
-        self.now = max(self.now, target)
+        if target > self.now:
+            moved, self.now = target - self.now, target
+            for listener in self.listeners:
+                listener(moved)

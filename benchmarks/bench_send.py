@@ -1,0 +1,199 @@
+"""Benchmark: sending participants through MomentsClient vs Infobip's official Python client.
+
+Starts the emulator as a separate process (``moments-pipeline emulator``) with the 10/s limit
+on and ``--latency-ms`` of added latency, sends ``--participants`` distinct participants in
+1000-participant requests through :class:`MomentsClient`, then a sample of ``--baseline-requests``
+requests through a sequential loop of ``infobip_api_client`` (FlowApi.add_flow_participants).
+This process runs only the clients, so ``time.process_time`` measures client CPU alone.
+
+The last line printed is one JSON object with the figures.
+
+    .venv/bin/python benchmarks/bench_send.py --latency-ms 150
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from moments_pipeline.infobip import MomentsClient, MomentsClientConfig
+
+CAMPAIGN_ID = 200000000000001  # the spec's example flow, seeded by the emulator
+API_KEY = "bench-" + os.urandom(12).hex()
+BATCH = 1000
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def served_emulator(latency_ms: int, rate_limit: str) -> Iterator[str]:
+    """Run ``moments-pipeline emulator`` in a subprocess; yield its base URL."""
+    port = _free_port()
+    exe = Path(sys.executable).with_name("moments-pipeline")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "moments_pipeline.cli"]
+    cmd += ["emulator", "--host", "127.0.0.1", "--port", str(port), "--api-key", API_KEY]
+    cmd += ["--rate-limit", rate_limit, "--latency-ms", str(latency_ms)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if proc.poll() is not None:
+                err = proc.stderr.read().decode() if proc.stderr else ""
+                raise RuntimeError(f"emulator exited with {proc.returncode}: {err[-2000:]}")
+            try:
+                if httpx.get(base_url + "/_emulator/faults", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("emulator did not start within 30 s")
+            time.sleep(0.1)
+        yield base_url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def make_batches(start: int, participants: int) -> list[list[dict[str, Any]]]:
+    """Distinct participants (unique phone, email and externalId), in 1000-participant batches."""
+    people = [
+        {
+            "identifyBy": {"identifier": f"4179{start + i:08d}", "type": "PHONE"},
+            "variables": {"orderNumber": start + i},
+            "person": {
+                "externalId": f"bench-{start + i}",
+                "firstName": "Bench",
+                "contactInformation": {
+                    "phone": [{"number": f"4179{start + i:08d}"}],
+                    "email": [{"address": f"bench{start + i}@example.com"}],
+                },
+            },
+        }
+        for i in range(participants)
+    ]
+    return [people[i : i + BATCH] for i in range(0, len(people), BATCH)]
+
+
+async def run_client(
+    base_url: str, batches: list[list[dict[str, Any]]], max_in_flight: int
+) -> dict[str, Any]:
+    """Send every batch through MomentsClient at the account's rate."""
+    config = MomentsClientConfig(
+        base_url=base_url, api_key=API_KEY, max_in_flight=max_in_flight, read_timeout_s=60
+    )
+    async with MomentsClient(config) as client:
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        results = await asyncio.gather(
+            *(client.add_flow_participants(CAMPAIGN_ID, batch) for batch in batches),
+            return_exceptions=True,
+        )
+        wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+        stats = client.stats
+    failures = [repr(r) for r in results if isinstance(r, BaseException)]
+    ok = len(results) - len(failures)
+    return {
+        "requests": len(batches),
+        "ok": ok,
+        "failures": failures[:5],
+        "wall_s": wall,
+        "requests_per_s": ok / wall,
+        "participants_per_s": sum(len(b) for b in batches) / wall if not failures else None,
+        "client_cpu_ms_per_request": cpu * 1000 / max(1, stats.requests),
+        "http_429": stats.http_429,
+        "sent_requests": stats.requests,
+    }
+
+
+def run_baseline(base_url: str, batches: list[list[dict[str, Any]]]) -> dict[str, Any]:
+    """Send batches one at a time through Infobip's official client (FlowApi)."""
+    from infobip_api_client import ApiClient, Configuration
+    from infobip_api_client.api.flow_api import FlowApi
+    from infobip_api_client.exceptions import ApiException
+    from infobip_api_client.models import FlowAddFlowParticipantsRequest
+
+    api = FlowApi(ApiClient(Configuration(host=base_url, api_key=API_KEY)))
+    http_429 = errors = 0
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    for batch in batches:
+        try:
+            api.add_flow_participants(
+                CAMPAIGN_ID, FlowAddFlowParticipantsRequest.from_dict({"participants": batch})
+            )
+        except ApiException as exc:
+            errors += 1
+            http_429 += exc.status == 429
+    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    return {
+        "baseline_requests": len(batches),
+        "baseline_errors": errors,
+        "baseline_http_429": http_429,
+        "baseline_requests_per_s": (len(batches) - errors) / wall,
+        "baseline_cpu_ms_per_request": cpu * 1000 / len(batches),
+    }
+
+
+def count_emulator_429(base_url: str) -> int | None:
+    """429s in the emulator's request log, if it exposes one we can read."""
+    try:
+        data = httpx.get(base_url + "/_emulator/requests", timeout=10).json()
+    except (httpx.HTTPError, ValueError):
+        return None
+    entries = data.get("requests", data) if isinstance(data, dict) else data
+    if not isinstance(entries, list):
+        return None
+    return sum(1 for e in entries if isinstance(e, dict) and e.get("status") == 429)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--participants", type=int, default=200_000)
+    parser.add_argument("--latency-ms", type=int, default=150)
+    parser.add_argument("--baseline-requests", type=int, default=30)
+    parser.add_argument("--max-in-flight", type=int, default=8)
+    parser.add_argument("--rate-limit", default="10")
+    args = parser.parse_args()
+
+    batches = make_batches(0, args.participants)
+    baseline_batches = make_batches(10_000_000, args.baseline_requests * BATCH)
+    with served_emulator(args.latency_ms, args.rate_limit) as base_url:
+        ours = run_client(base_url, batches, args.max_in_flight)
+        result = asyncio.run(ours)
+        baseline = run_baseline(base_url, baseline_batches) if args.baseline_requests else {}
+        emulator_429 = count_emulator_429(base_url)
+    out: dict[str, Any] = {
+        "latency_ms": args.latency_ms,
+        "participants": args.participants,
+        **result,
+        "ceiling_ratio": result["requests_per_s"] / 10.0,
+        **baseline,
+        "emulator_429_logged": emulator_429,
+    }
+    if baseline:
+        out["ratio_vs_baseline"] = result["requests_per_s"] / baseline["baseline_requests_per_s"]
+    print(json.dumps(out, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        sys.exit(main())
