@@ -1,0 +1,86 @@
+"""Every sample audience through Dagster into the emulator, on DuckDB and on PostgreSQL."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import dagster as dg
+
+from moments_pipeline.warehouse import connect_warehouse
+from tests.e2e.conftest import API_KEY, SAMPLE_AUDIENCES, Rig
+
+STATUS_TABLE = "moments_sync_participant_status"
+
+
+def _meta(result: dg.ExecuteInProcessResult, name: str, step: str) -> dict[str, Any]:
+    [event] = [
+        e
+        for e in result.get_asset_materialization_events()
+        if e.asset_key == dg.AssetKey([name, step])
+    ]
+    return {k: v.value for k, v in event.materialization.metadata.items()}
+
+
+def test_sample_audiences_end_to_end(sample_rig: Rig) -> None:
+    audiences = list(SAMPLE_AUDIENCES.values())
+    result = sample_rig.materialize(audiences)
+    assert result.success
+
+    checks = result.get_asset_check_evaluations()
+    assert len(checks) == 4 * len(audiences)
+    assert [c.check_name for c in checks if not c.passed] == []
+    assert sample_rig.inspect("merges") == []
+
+    warehouse = connect_warehouse(sample_rig.warehouse_url)
+    try:
+        for audience in audiences:
+            name, campaign = audience.name, audience.flow.campaign_id
+            source = _meta(result, name, "source")
+            prepared = _meta(result, name, "participants")
+            quarantine = _meta(result, name, "quarantine")
+            sync = _meta(result, name, "flow_sync")
+            report = _meta(result, name, "flow_report")
+
+            # Every input row is in exactly one participant or in quarantine.
+            rows = warehouse.fetch_all(f'SELECT count(*) FROM "{name}__source_snapshot"')[0][0]
+            assert source["moments/rows"] == rows > 100
+            assert quarantine["moments/quarantined"] > 0  # the samples are messy on purpose
+            assert (
+                sum(quarantine["moments/quarantined_by_reason"].values())
+                == (quarantine["moments/quarantined"])
+            )
+
+            # The persisted status table agrees with the metadata and the emulator.
+            statuses = Counter(
+                status
+                for (status,) in warehouse.fetch_all(
+                    f"SELECT status FROM {STATUS_TABLE} WHERE campaign_id = ? AND audience = ?",
+                    [campaign, name],
+                )
+            )
+            assert statuses == Counter({"ACCEPTED": prepared["moments/participants"]})
+            assert report["moments/accepted"] == prepared["moments/participants"]
+            assert report["moments/by_status"] == {"ACCEPTED": prepared["moments/participants"]}
+            assert len(sync["moments/operation_ids"]) == sync["moments/sent_requests"] >= 1
+            assert sync["moments/held_batches"] == []
+
+            # Each person is in the flow exactly once.
+            profiles = sample_rig.inspect(f"flows/{campaign}/participants")
+            ids = [p["id"] for p in profiles]
+            assert len(ids) == len(set(ids)) == prepared["moments/participants"]
+    finally:
+        warehouse.close()
+
+    # No secret in any event of the run.
+    assert API_KEY not in repr(result.all_events)
+
+    # Re-materializing sends nothing new and keeps every check green.
+    requests_before = sample_rig.add_requests()
+    again = sample_rig.materialize(audiences)
+    assert again.success
+    assert sample_rig.add_requests() == requests_before
+    assert all(c.passed for c in again.get_asset_check_evaluations())
+    for audience in audiences:
+        assert _meta(again, audience.name, "flow_sync")["moments/sent_requests"] == 0
+    assert sample_rig.inspect("merges") == []
