@@ -13,7 +13,7 @@ Readings of the spec chosen here (the spec names the rules but not their exact s
 - ``pattern`` is a Java regex applied with ``Matcher.matches()`` semantics (whole value,
   case-sensitive). The few Java-only constructs a form pattern plausibly uses are translated
   (see ``compile_java_pattern``); anything else that Python's ``re`` rejects is a form
-  configuration error, raised as ``ValueError`` naming the pattern.
+  configuration error, raised as ``FormConfigError`` naming the pattern.
 - EMAIL values are lower-cased before their pattern check: the spec's email pattern only admits
   ``[a-z]`` while addresses are case-insensitive in practice and People stores them lower-cased.
 - MSISDN values are international digits with an optional leading ``+`` (7 to 15 digits, no
@@ -31,6 +31,21 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
+
+__all__ = [
+    "EMAIL_PATTERN",
+    "IDENTIFIER_PERSON_FIELDS",
+    "NON_INPUT_COMPONENTS",
+    "STANDARD_PERSON_FIELDS",
+    "FormConfigError",
+    "FormValidationResult",
+    "PersonUpdate",
+    "compile_java_pattern",
+    "input_elements",
+    "person_update",
+    "strptime_format",
+    "validate_submission",
+]
 
 #: Components that carry no submitted value.
 NON_INPUT_COMPONENTS = frozenset(
@@ -81,6 +96,10 @@ _JAVA_POSIX_CLASSES = {
 _JAVA_DATE_TOKENS = {"yyyy": "%Y", "yy": "%y", "MM": "%m", "dd": "%d", "M": "%m", "d": "%d"}
 
 
+class FormConfigError(ValueError):
+    """A form's own validation rules are unusable (bad ``pattern`` or ``datePattern``)."""
+
+
 @dataclass(frozen=True)
 class FormValidationResult:
     """Outcome of validating one submission.
@@ -115,7 +134,8 @@ def compile_java_pattern(pattern: str) -> re.Pattern[str]:
         The compiled pattern; use ``fullmatch`` for Java ``matches()`` semantics.
 
     Raises:
-        ValueError: The pattern uses a construct neither translated nor supported by ``re``.
+        FormConfigError: The pattern uses a construct neither translated nor supported by
+            ``re``.
     """
     return _compile_java_pattern(pattern)
 
@@ -126,7 +146,7 @@ def _compile_java_pattern(pattern: str) -> re.Pattern[str]:
     try:
         return re.compile(translated)
     except re.error as exc:
-        raise ValueError(f"form pattern {pattern!r} is not a supported regex: {exc}") from exc
+        raise FormConfigError(f"form pattern {pattern!r} is not a supported regex: {exc}") from exc
 
 
 def _translate_java_regex(pattern: str) -> str:
@@ -152,12 +172,12 @@ def _translate_java_regex(pattern: str) -> str:
             name = pattern[i + 3 : end] if end > 0 else ""
             ranges = _JAVA_POSIX_CLASSES.get(name.removeprefix("Is"))
             if ranges is None:
-                raise ValueError(
+                raise FormConfigError(
                     f"form pattern {pattern!r} uses unsupported class \\{nxt}{{{name}}}"
                 )
             inside_class = _inside_character_class(pattern, i)
             if nxt == "P" and inside_class:
-                raise ValueError(f"form pattern {pattern!r} negates a class inside a class")
+                raise FormConfigError(f"form pattern {pattern!r} negates a class inside a class")
             if inside_class:
                 out.append(ranges)
             else:
@@ -207,7 +227,7 @@ def validate_submission(
         The normalised values, the errors per field and the ignored keys.
 
     Raises:
-        ValueError: A ``pattern`` of the form cannot be compiled (a form configuration error).
+        FormConfigError: A ``pattern`` or ``datePattern`` of the form is unusable.
     """
     elements = input_elements(form)
     known = {str(element["fieldId"]) for element in elements}
@@ -331,18 +351,41 @@ def _check_number(element: Mapping[str, Any], raw: Any, text: str) -> tuple[list
     return messages, value
 
 
+@functools.lru_cache(maxsize=64)
+def strptime_format(java_pattern: str) -> str:
+    """Translate a Java date pattern (``dd/MM/yyyy``) into a ``strptime`` format.
+
+    Only day, month and year fields are supported (what a DATE element asks for).
+
+    Raises:
+        FormConfigError: The pattern uses another pattern letter or quoting.
+    """
+    pieces: list[str] = []
+    # Java reads a run of one letter as one field (``MMM`` is a month name, not ``MM`` + ``M``).
+    for match in re.finditer(r"([A-Za-z])\1*|'|[^A-Za-z']+", java_pattern):
+        field_text = match.group(0)
+        if field_text in _JAVA_DATE_TOKENS:
+            pieces.append(_JAVA_DATE_TOKENS[field_text])
+        elif field_text[0].isalpha() or field_text[0] == "'":
+            raise FormConfigError(f"datePattern {java_pattern!r}: unsupported field {field_text!r}")
+        else:
+            pieces.append(field_text.replace("%", "%%"))
+    return "".join(pieces)
+
+
 def _parse_date(text: str, java_pattern: str | None) -> date:
     if not java_pattern:
         if not _ISO_DATE.fullmatch(text):
             raise ValueError(text)
         return date.fromisoformat(text)
-    fmt = re.sub("yyyy|yy|MM|dd|M|d", lambda match: _JAVA_DATE_TOKENS[match.group(0)], java_pattern)
-    return datetime.strptime(text, fmt).date()
+    return datetime.strptime(text, strptime_format(java_pattern)).date()
 
 
 def _check_date(element: Mapping[str, Any], text: str) -> tuple[list[str], Any]:
     rules = element.get("validationRules") or {}
     java_pattern = rules.get("datePattern") or None
+    if java_pattern:
+        strptime_format(java_pattern)  # a broken pattern is the form's fault, not the value's
     try:
         parsed = _parse_date(text, java_pattern)
     except ValueError:

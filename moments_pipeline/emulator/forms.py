@@ -30,7 +30,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from .errors import api_exception, general_error, json_response
-from .form_validation import PersonUpdate, person_update, validate_submission
+from .form_validation import FormConfigError, PersonUpdate, person_update, validate_submission
 from .people import Identifier
 from .state import Emulator
 
@@ -214,7 +214,7 @@ async def submit_form_data(request: Request) -> Response:
         return _bad_request(exc.errors)
     try:
         result = validate_submission(form, data)
-    except ValueError:
+    except FormConfigError:
         # The form's own pattern is broken: a configuration fault of the account, not the caller.
         return general_error(500)
     if not result.ok:

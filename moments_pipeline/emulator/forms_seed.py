@@ -15,6 +15,15 @@ from typing import Any
 
 from .form_validation import EMAIL_PATTERN
 
+__all__ = [
+    "NAME_FORBIDDEN_SYMBOLS",
+    "company_newsletter_form",
+    "complete_form",
+    "default_forms",
+    "email_only_form",
+    "format_form_timestamp",
+]
+
 #: Symbols the example's name fields forbid (``validationRules.forbiddenSymbols``).
 NAME_FORBIDDEN_SYMBOLS = [
     "^", "&", "<", ">", '"', "/", "\\", "\n", "\r", ":", "(", ")",

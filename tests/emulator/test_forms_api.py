@@ -356,6 +356,16 @@ async def test_each_rule_answers_400_with_validation_errors(client, state, form_
     assert state.people.profiles == {}
 
 
+async def test_a_form_with_a_broken_pattern_answers_500_and_records_nothing(client, state):
+    rules = {"pattern": "([a-z]+"}
+    broken = {"component": "TEXT", "fieldId": "code", "isRequired": True, "validationRules": rules}
+    state.forms["rules-form"]["elements"].insert(0, broken)
+    response = await client.post("/forms/1/forms/rules-form/data", json={"code": "abc"})
+    assert response.status_code == 500
+    assert response.json()["requestError"]["serviceException"]["messageId"] == "GENERAL_ERROR"
+    assert state.form_submissions == []
+
+
 async def test_a_form_that_is_not_active_answers_403(client, state):
     response = await client.post("/forms/1/forms/disabled-form/data", json={})
     assert (response.status_code, response.json()) == (403, FORBIDDEN)

@@ -11,8 +11,10 @@ import pytest
 
 from moments_pipeline.emulator.form_validation import (
     EMAIL_PATTERN,
+    FormConfigError,
     compile_java_pattern,
     person_update,
+    strptime_format,
     validate_submission,
 )
 from moments_pipeline.emulator.forms_seed import (
@@ -115,8 +117,20 @@ def test_java_regex_constructs_are_translated(java, good, bad):
 
 
 def test_unsupported_java_regex_names_the_pattern():
-    with pytest.raises(ValueError, match=r"\\p\{InGreek\}"):
+    with pytest.raises(FormConfigError, match=r"\\p\{InGreek\}"):
         compile_java_pattern(r"\p{InGreek}+")
+    with pytest.raises(FormConfigError, match=r"'\(unclosed'"):
+        compile_java_pattern("(unclosed")
+
+
+def test_java_date_patterns_translate_or_are_refused():
+    assert strptime_format("dd/MM/yyyy") == "%d/%m/%Y"
+    assert strptime_format("yyyy.M.d") == "%Y.%m.%d"
+    with pytest.raises(FormConfigError, match="unsupported field 'EEE'"):
+        strptime_format("EEE dd/MM/yyyy")
+    broken = _form(_element("DATE", "d", validationRules={"datePattern": "dd-MMM-yyyy"}))
+    with pytest.raises(FormConfigError, match="unsupported field 'MMM'"):
+        validate_submission(broken, {"d": "01-Jan-2020"})
 
 
 # -- rules ----------------------------------------------------------------------------------
