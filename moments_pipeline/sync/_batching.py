@@ -98,42 +98,74 @@ def identifiers_of(body: Mapping[str, Any]) -> list[tuple[str, str, bool]]:
     return [(kind, value, flag) for (kind, value), flag in found.items()]
 
 
-def _comparable(kind: str, identifier: str) -> tuple[str, str]:
-    # Infobip matches e-mail addresses case-insensitively: compare them folded.
-    return (kind, identifier.casefold() if kind == "EMAIL" else identifier)
+class UniquenessGuard:
+    """Checks, chunk after chunk, that no identifier belongs to two participants of a run.
+
+    Incremental so that the engine can check each chunk right before planning it: a shared
+    identifier is always found before the second of its two owners is sent, so a request never
+    carries an identifier that another participant of the run already used. E-mail addresses
+    are compared case-folded (Infobip matches them case-insensitively).
+    """
+
+    def __init__(self) -> None:
+        self._owner: dict[tuple[str, str], str] = {}
+        self._people: set[str] = set()
+
+    def check(self, participants: Iterable[SyncParticipant]) -> None:
+        """Add participants to the run, refusing any identifier already owned by another.
+
+        Raises:
+            DuplicateIdentifierError: on the first shared identifier.
+            ValueError: when a person key appears twice or a body lacks ``identifyBy``.
+        """
+        claim = self._owner.setdefault
+        seen_people = self._people
+        # One flat loop: it runs over every participant of the run.
+        for participant in participants:
+            key = participant.person_key
+            if key in seen_people:
+                raise ValueError(f"person key {key!r} appears twice in the input")
+            seen_people.add(key)
+            body = participant.body
+            ident = body.get("identifyBy")
+            if not ident:
+                raise ValueError(f"participant {key!r} has no identifyBy")
+            kind = identify_by_kind(ident)
+            value = str(ident["identifier"])
+            found = [(kind, value.casefold() if kind == "EMAIL" else value)]
+            person = body.get("person")
+            if person:
+                external_id = person.get("externalId")
+                if external_id:
+                    found.append(("EXTERNAL_ID", str(external_id)))
+                contact = person.get("contactInformation")
+                if contact:
+                    found.extend(
+                        ("EMAIL", str(e["address"]).casefold()) for e in contact.get("email") or ()
+                    )
+                    found.extend(("PHONE", str(ph["number"])) for ph in contact.get("phone") or ())
+            for item in found:
+                first = claim(item, key)
+                if first != key:
+                    raise DuplicateIdentifierError(item[0], item[1], first, key)
 
 
 def check_unique_identifiers(participants: Iterable[SyncParticipant]) -> None:
-    """Refuse a run in which two participants (or one person twice) share an identifier.
+    """Refuse participants of which two (or one person twice) share an identifier.
 
     Raises:
         DuplicateIdentifierError: on the first shared identifier.
         ValueError: when a person key appears twice or a body lacks ``identifyBy``.
     """
-    owner: dict[tuple[str, str], str] = {}
-    seen_people: set[str] = set()
-    for participant in participants:
-        if participant.person_key in seen_people:
-            raise ValueError(f"person key {participant.person_key!r} appears twice in the input")
-        seen_people.add(participant.person_key)
-        if not participant.body.get("identifyBy"):
-            raise ValueError(f"participant {participant.person_key!r} has no identifyBy")
-        for kind, identifier, _ in identifiers_of(participant.body):
-            key = _comparable(kind, identifier)
-            first = owner.setdefault(key, participant.person_key)
-            if first != participant.person_key:
-                raise DuplicateIdentifierError(kind, identifier, first, participant.person_key)
+    UniquenessGuard().check(participants)
 
 
 def content_hash(participants: Sequence[SyncParticipant]) -> str:
     """sha256 over the batch's person keys and canonical (key-sorted) bodies, in order."""
-    digest = hashlib.sha256()
-    for participant in participants:
-        digest.update(participant.person_key.encode())
-        digest.update(b"\x00")
-        digest.update(orjson.dumps(participant.body, option=orjson.OPT_SORT_KEYS))
-        digest.update(b"\x01")
-    return digest.hexdigest()
+    canonical = orjson.dumps(
+        [(p.person_key, p.body) for p in participants], option=orjson.OPT_SORT_KEYS
+    )
+    return hashlib.sha256(canonical).hexdigest()
 
 
 def batch_id_for(

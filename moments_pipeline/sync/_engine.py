@@ -22,8 +22,9 @@ from typing import Any, TypeVar
 
 from ._batching import (
     MAX_BATCH_SIZE,
+    PlannedBatch,
     SyncParticipant,
-    check_unique_identifiers,
+    UniquenessGuard,
     mask_identifier,
     plan_batches,
 )
@@ -68,6 +69,7 @@ class SyncOptions:
         max_concurrent_polls: polled reports in flight at once (they share the rate budget).
         check_interval_s: how often callbacks in the ledger are looked at.
         flush_interval_s: how often buffered ledger writes (SENT marks, statuses) are flushed.
+        plan_chunk_batches: batches planned and recorded per step of the planning pipeline.
         not_sent_retries: extra attempts for a request known not to have been processed.
         rejected_samples: rejected participants to keep in the result.
     """
@@ -81,6 +83,7 @@ class SyncOptions:
     max_concurrent_polls: int = 4
     check_interval_s: float = 0.2
     flush_interval_s: float = 1.0
+    plan_chunk_batches: int = 10
     not_sent_retries: int = 2
     rejected_samples: int = 20
 
@@ -194,26 +197,32 @@ class _Run:
         self.send_tasks: set[asyncio.Task[None]] = set()
         self.last_flush = self.clock.now()
         self.sends_done_at: float | None = None
+        self.planner: asyncio.Task[None] | None = None
+        self.guard = UniquenessGuard()
 
     async def execute(
         self, participants: Sequence[SyncParticipant], quarantine: Sequence[QuarantineRow]
     ) -> SyncResult:
         started = self.clock.now()
-        check_unique_identifiers(participants)
         try:
             await self.db(self.db.store.ensure_schema)
             await self._record_quarantine(quarantine)
-            new_batches = await self._plan(participants)
-            for batch in new_batches:
-                self._spawn_send(batch)
+            to_send, taken_ids = await self._resume(participants)
+            self.planner = asyncio.create_task(self._plan_and_send(to_send, taken_ids))
             await self._collect()
             await self._finish()
         finally:
+            if self.planner is not None and not self.planner.done():
+                self.planner.cancel()
             for batch in self.batches.values():
                 if batch.poll is not None:
                     batch.poll.cancel()
             self.db.close()
         self.result.duration_s = self.clock.now() - started
+        if self.planner is not None and not self.planner.cancelled():
+            failure = self.planner.exception()
+            if failure is not None:  # e.g. a shared identifier: raised once the record is kept
+                raise failure
         return self.result
 
     # -- planning ---------------------------------------------------------------------------
@@ -224,7 +233,10 @@ class _Run:
         if quarantine:
             await self.db(self.db.store.record_quarantine, list(quarantine))
 
-    async def _plan(self, participants: Sequence[SyncParticipant]) -> list[_Batch]:
+    async def _resume(
+        self, participants: Sequence[SyncParticipant]
+    ) -> tuple[list[SyncParticipant], set[str]]:
+        """Take over the partition's earlier batches; return who is left to send, sorted."""
         store = self.db.store
         self.body_by_key = {p.person_key: p for p in participants}
         existing = await self.db(store.batches, self.audience, self.partition, self.campaign)
@@ -261,37 +273,50 @@ class _Run:
                 to_send.append(p)
         self.result.participants_in = len(participants)
         self.result.delivered = self.result.already_delivered
-        planned = plan_batches(
-            to_send,
+        to_send.sort(key=_person_key)
+        return to_send, {b.batch_id for b in existing if b.batch_id not in stale}
+
+    async def _plan_and_send(self, to_send: list[SyncParticipant], taken_ids: set[str]) -> None:
+        """Check, plan and record chunk after chunk, handing each batch to the senders.
+
+        Pipelined so the first request leaves after one chunk, not after the whole audience;
+        the CPU work runs on a worker thread so the event loop keeps the pipe full meanwhile.
+        Chunks are cut at multiples of the batch size of the sorted input, so the batches (and
+        their ids) are the same as if the whole audience had been planned at once.
+        """
+        step = self.opts.batch_size * self.opts.plan_chunk_batches
+        for start in range(0, len(to_send), step):
+            chunk = to_send[start : start + step]
+            planned = await asyncio.to_thread(self._plan_chunk, chunk, taken_ids)
+            records = [
+                BatchRecord(
+                    batch_id=p.batch_id,
+                    audience=self.audience,
+                    partition_key=self.partition,
+                    campaign_id=self.campaign,
+                    attempt=p.attempt,
+                    size=len(p.participants),
+                    state=BatchState.PLANNED,
+                )
+                for p in planned
+            ]
+            members = [m for p in planned for m in p.members]
+            await self.db(self.db.store.plan_batches, records, members)
+            for record, plan in zip(records, planned, strict=True):
+                batch = _Batch(record, list(plan.members), plan.participants)
+                self.batches[record.batch_id] = batch
+                self._spawn_send(batch)
+
+    def _plan_chunk(self, chunk: list[SyncParticipant], taken_ids: set[str]) -> list[PlannedBatch]:
+        self.guard.check(chunk)
+        return plan_batches(
+            chunk,
             audience=self.audience,
             partition_key=self.partition,
             campaign_id=self.campaign,
             batch_size=self.opts.batch_size,
-            taken_ids={b.batch_id for b in existing if b.batch_id not in stale},
+            taken_ids=taken_ids,
         )
-        records = [
-            BatchRecord(
-                batch_id=p.batch_id,
-                audience=self.audience,
-                partition_key=self.partition,
-                campaign_id=self.campaign,
-                attempt=p.attempt,
-                size=len(p.participants),
-                state=BatchState.PLANNED,
-            )
-            for p in planned
-        ]
-        all_members = [m for p in planned for m in p.members]
-        if records:
-            await self.db(store.plan_batches, records, all_members)
-        new = [
-            _Batch(r, list(p.members), p.participants)
-            for r, p in zip(records, planned, strict=True)
-        ]
-        for batch in new:
-            self.batches[batch.record.batch_id] = batch
-        self.result.batches_planned = len(self.batches)
-        return new
 
     def _bodies(self, members: list[BatchMember]) -> tuple[SyncParticipant, ...] | None:
         """Rebuild a batch's bodies from the current input (None if someone is missing)."""
@@ -365,7 +390,7 @@ class _Run:
         deadline: float | None = None
         while True:
             now = self.clock.now()
-            if not self.send_tasks and deadline is None:
+            if not self._sending_active() and deadline is None:
                 deadline = now + self.opts.report_deadline_s
                 self.sends_done_at = now
             await self._absorb_callbacks()
@@ -375,11 +400,14 @@ class _Run:
                 await self._flush()
             waiting = [b for b in self._outstanding() if b.record.state is BatchState.SENT]
             waiting += [b for b in self._outstanding() if self._may_still_resolve(b, now)]
-            if not self.send_tasks and not waiting:
+            if not self._sending_active() and not waiting:
                 return
             if deadline is not None and now >= deadline:
                 return
             await self.clock.sleep(self.opts.check_interval_s)
+
+    def _sending_active(self) -> bool:
+        return bool(self.send_tasks) or (self.planner is not None and not self.planner.done())
 
     def _may_still_resolve(self, batch: _Batch, now: float) -> bool:
         """A HELD batch is worth waiting for while its callback grace lasts."""
@@ -411,16 +439,19 @@ class _Run:
         for batch in self._outstanding():
             if batch.record.state is not BatchState.HELD or batch.participants is None:
                 continue
-            if self._may_still_resolve(batch, now) or batch.record.batch_id in self._sending():
+            if self._may_still_resolve(batch, now):
+                continue
+            try:
+                self.guard.check(batch.participants)
+            except ValueError as exc:  # an identifier now belongs to someone else: keep it held
+                batch.participants = None
+                reason = f"RESEND_REFUSED:{type(exc).__name__}"
+                batch.record = dataclasses.replace(batch.record, reason=reason)
+                self.pending_updates[batch.record.batch_id] = batch.record
                 continue
             batch.held_at = None
             batch.record = dataclasses.replace(batch.record, state=BatchState.SENDING)
             self._spawn_send(batch, resend=True)
-
-    def _sending(self) -> set[str]:
-        return {
-            b.record.batch_id for b in self.batches.values() if b.record.state is BatchState.SENDING
-        }
 
     def _start_polls(self, now: float, deadline: float | None) -> None:
         grace = self.opts.callback_grace_s if self.destination.notify_url else 0.0
@@ -486,6 +517,7 @@ class _Run:
         await self._flush()
         final_rows: list[StatusRow] = []
         result = self.result
+        result.batches_planned = len(self.batches)
         for batch in self.batches.values():
             record = batch.record
             if record.operation_id:
@@ -559,3 +591,7 @@ class _Run:
 
 
 _LIVE_STATES = (BatchState.SENDING, BatchState.SENT, BatchState.HELD)
+
+
+def _person_key(participant: SyncParticipant) -> str:
+    return participant.person_key

@@ -144,6 +144,7 @@ async def test_held_batch_from_a_crash_is_resolved_by_a_recorded_callback(
         first = await env.run(people(100))
         (held,) = first.held_batches
         # A receiver running as a separate service got the report after this run ended.
+        await env.settle()
         (operation,) = env.emulator.operations.values()
         report = OperationReport.from_payload(operation.report())
         assert report.callback_data == held.batch_id
