@@ -95,6 +95,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     clock = ManualClock() if args.manual_clock else None
     app = create_app(settings, clock=clock)
+    # This process serves only the emulator, so it may keep its state out of the cyclic GC.
+    app.state.emulator.freeze_gc = True
     quiet_dropped_connections()
     print(
         f"Infobip Moments emulator on http://{args.host}:{args.port} "
