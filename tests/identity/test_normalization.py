@@ -136,3 +136,50 @@ def test_phone_normalization_agrees_with_the_library_row_by_row() -> None:
     got = [None if pd.isna(v) else v for v in result.values.tolist()]
     assert sum(v is not None for v in expected) > 300
     assert got == expected
+
+
+def test_phone_fast_path_accepts_only_what_the_library_accepts_identically() -> None:
+    from moments_pipeline.identity._phone_fast import fast_phones
+
+    rng = random.Random(5)
+    regions = [
+        "CH",
+        "DE",
+        "GB",
+        "US",
+        "FR",
+        "IT",
+        "RU",
+        "BR",
+        "AR",
+        "MX",
+        "IN",
+        "CN",
+        "JP",
+        "AU",
+        "SE",
+    ]
+    raws, regs = [], []
+    for _ in range(6000):
+        region = rng.choice(regions)
+        body = str(rng.randint(10**5, 10**11))
+        shape = rng.randint(0, 5)
+        if shape == 0:
+            raw = "0" + body
+        elif shape == 1:
+            codes = ["41", "49", "44", "1", "33", "39", "7", "55", "54", "52", "91", "86", "81"]
+            raw = f"+{rng.choice(codes)}{body}"
+        elif shape == 2:
+            raw = f"00{rng.choice(['41', '44', '39', '0'])} {body}"
+        elif shape == 3:
+            raw = f"({body[:3]}) {body[3:6]}-{body[6:]}"
+        elif shape == 4:
+            raw = f"+{body[:2]} (0){body[2:]}"
+        else:
+            raw = "011 " + body
+        raws.append(raw)
+        regs.append(region)
+    fast = fast_phones(raws, regs)
+    accepted = [(r, g, f) for r, g, f in zip(raws, regs, fast, strict=True) if f is not None]
+    assert len(accepted) > 200
+    assert [(r, g, f) for r, g, f in accepted if library_phone(r, g) != f] == []
