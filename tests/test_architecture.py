@@ -69,7 +69,10 @@ def test_only_the_dagster_subpackage_imports_dagster() -> None:
     for path in _modules_under():
         if _is_within(path, "dagster"):
             continue
-        if any(m == "dagster" or m.startswith(("dagster.", "dagster_")) for m in _imported_modules(path)):
+        if any(
+            m == "dagster" or m.startswith(("dagster.", "dagster_"))
+            for m in _imported_modules(path)
+        ):
             offenders.append(str(path.relative_to(PACKAGE.parent)))
     assert offenders == []
 
