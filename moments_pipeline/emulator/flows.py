@@ -37,6 +37,7 @@ __all__ = [
     "AddRequest",
     "FlowState",
     "Operation",
+    "ParticipantRun",
     "ProcessOutcome",
     "RequestInvalid",
     "parse_add_request",
@@ -257,6 +258,113 @@ def _valid_email(address: str) -> bool:
     return len(address) <= 255 and _EMAIL_RE.match(address.strip()) is not None
 
 
+class ParticipantRun:
+    """The processing of one operation, resumable in slices of participants.
+
+    A slice applies the People rules and the flow entry to the next participants; the
+    operation's ``results`` are set when the last slice ran. Slicing lets the emulator's event
+    loop answer requests between slices of a 1000-participant operation.
+
+    Args:
+        operation: The pending operation.
+        flow: Its flow (None or inactive: every participant REJECTED_FLOW_ERROR_UNKNOWN).
+        people: The profile store.
+        custom_attributes: Custom attribute names defined for the account.
+    """
+
+    __slots__ = (
+        "added",
+        "custom_attributes",
+        "flow",
+        "operation",
+        "people",
+        "position",
+        "results",
+        "scope",
+        "used",
+    )
+
+    def __init__(
+        self,
+        operation: Operation,
+        flow: FlowState | None,
+        people: PeopleStore,
+        *,
+        custom_attributes: frozenset[str],
+    ) -> None:
+        self.operation = operation
+        self.flow = flow
+        self.people = people
+        self.custom_attributes = custom_attributes
+        self.position = 0
+        self.results: list[dict[str, Any]] = []
+        self.added: list[int] = []
+        self.used = 0
+        self.scope = people.request_scope(operation.operation_id)
+
+    @property
+    def done(self) -> bool:
+        """True once every participant was processed."""
+        return self.position >= len(self.operation.participants)
+
+    def step(self, limit: int, *, credits_left: int | None, now: float | None = None) -> int:
+        """Process up to ``limit`` more participants; return the credits this slice spent.
+
+        Args:
+            limit: Most participants to process in this slice.
+            credits_left: Credits remaining before this slice (None: unlimited).
+            now: Time of the People changes (None: the store's clock).
+        """
+        op = self.operation
+        op_id = op.operation_id
+        people = self.people
+        scope = self.scope
+        flow = self.flow
+        results = self.results
+        added = self.added
+        custom_attributes = self.custom_attributes
+        members = flow.members if flow is not None else set()
+        usable = flow is not None and flow.config.active
+        reentry = flow is not None and flow.config.allow_reentry
+        used = 0
+        end = min(self.position + limit, len(op.participants))
+        for participant in op.participants[self.position : end]:
+            identify_by = participant["identifyBy"]
+            if not usable:
+                results.append(_rejected(identify_by, "REJECTED_FLOW_ERROR_UNKNOWN"))
+                continue
+            ids = _identifiers(participant)
+            if ids is None:
+                results.append(_rejected(identify_by, "REJECTED_INVALID_CONTACT"))
+                continue
+            person = participant.get("person")
+            if person:
+                custom = person.get("customAttributes")
+                if custom and any(name not in custom_attributes for name in custom):
+                    results.append(_rejected(identify_by, "REJECTED_ATTRIBUTE_MISSED"))
+                    continue
+                attrs = {k: v for k, v in person.items() if k not in _NOT_ATTRIBUTES}
+            else:
+                attrs = {}
+            profile_id = people.upsert(
+                ids, attrs, origin="API", operation_id=op_id, scope=scope, at=now
+            )
+            if profile_id in members and not reentry:
+                results.append(_rejected(identify_by, "REJECTED_PERSON_IN_FLOW"))
+            elif credits_left is not None and used >= credits_left:
+                results.append(_rejected(identify_by, "REJECTED_NOT_ENOUGH_CREDITS"))
+            else:
+                members.add(profile_id)
+                added.append(profile_id)
+                used += 1
+                results.append({"identifyBy": identify_by, "status": "ACCEPTED"})
+        self.position = end
+        self.used += used
+        if self.done:
+            people.end_scope(op_id)
+        return used
+
+
 def process_participants(
     operation: Operation,
     flow: FlowState | None,
@@ -265,7 +373,7 @@ def process_participants(
     custom_attributes: frozenset[str],
     credits_left: int | None,
 ) -> ProcessOutcome:
-    """Apply an operation's participants: People rules, then flow entry.
+    """Apply an operation's participants in one go: People rules, then flow entry.
 
     Args:
         operation: The pending operation.
@@ -274,40 +382,11 @@ def process_participants(
         custom_attributes: Custom attribute names defined for the account.
         credits_left: Remaining credits (None: unlimited).
     """
-    results: list[dict[str, Any]] = []
-    added: list[int] = []
-    used = 0
-    op_id = operation.operation_id
-    scope = people.request_scope(op_id)
-    members = flow.members if flow is not None else set()
-    reentry = flow is not None and flow.config.allow_reentry
-    for participant in operation.participants:
-        identify_by = participant["identifyBy"]
-        if flow is None or not flow.config.active:
-            results.append(_rejected(identify_by, "REJECTED_FLOW_ERROR_UNKNOWN"))
-            continue
-        ids = _identifiers(participant)
-        if ids is None:
-            results.append(_rejected(identify_by, "REJECTED_INVALID_CONTACT"))
-            continue
-        person = participant.get("person") or {}
-        custom = person.get("customAttributes")
-        if custom and any(name not in custom_attributes for name in custom):
-            results.append(_rejected(identify_by, "REJECTED_ATTRIBUTE_MISSED"))
-            continue
-        attrs = {k: v for k, v in person.items() if k not in _NOT_ATTRIBUTES}
-        profile_id = people.upsert(ids, attrs, origin="API", operation_id=op_id, scope=scope)
-        if profile_id in members and not reentry:
-            results.append(_rejected(identify_by, "REJECTED_PERSON_IN_FLOW"))
-        elif credits_left is not None and used >= credits_left:
-            results.append(_rejected(identify_by, "REJECTED_NOT_ENOUGH_CREDITS"))
-        else:
-            members.add(profile_id)
-            added.append(profile_id)
-            used += 1
-            results.append({"identifyBy": identify_by, "status": "ACCEPTED"})
-    people.end_scope(op_id)
-    return ProcessOutcome(results, added, used)
+    run = ParticipantRun(operation, flow, people, custom_attributes=custom_attributes)
+    run.step(len(operation.participants), credits_left=credits_left)
+    if not operation.participants:
+        people.end_scope(operation.operation_id)
+    return ProcessOutcome(run.results, run.added, run.used)
 
 
 def _rejected(identify_by: Any, reason: str) -> dict[str, Any]:

@@ -274,6 +274,7 @@ class PeopleStore:
         origin: str,
         operation_id: str | None,
         scope: RequestScope | None = None,
+        at: float | None = None,
     ) -> int:
         """Create, update or merge profiles for one person and return the surviving id.
 
@@ -286,6 +287,8 @@ class PeopleStore:
             operation_id: Operation recorded on merges.
             scope: The request this person belongs to, to detect identifiers repeated
                 within one request.
+            at: Time of the change (None: the store's clock; a journal replay passes the
+                original time).
 
         Returns:
             The id of the created, updated or surviving profile.
@@ -297,6 +300,7 @@ class PeopleStore:
         if not ids:
             raise ValueError("a person needs at least one identifier")
         attrs = dict(attributes or {})
+        now = self._now() if at is None else at
         if self.journal is not None:
             self.journal(
                 {
@@ -305,10 +309,10 @@ class PeopleStore:
                     "origin": origin,
                     "op": operation_id,
                     "scope": scope.key if scope is not None else None,
-                    "at": self._now(),
+                    "at": now,
                 }
             )
-        return self._apply(ids, attrs, origin, operation_id, scope, self._now())
+        return self._apply(ids, attrs, origin, operation_id, scope, now)
 
     def replay_upsert(self, record: Mapping[str, Any]) -> int:
         """Re-apply a journal record written by ``upsert`` (no journaling)."""

@@ -55,6 +55,31 @@ class Journal:
         if flush:
             self._handle.flush()
 
+    def write_add(
+        self, operation_id: str, campaign_id: int, body: bytes, at: float, due: float
+    ) -> None:
+        """Append an accepted add operation, embedding the validated JSON ``body`` as sent.
+
+        Args:
+            operation_id: The operationId.
+            campaign_id: The flow.
+            body: The request body, already validated as JSON (not re-serialized).
+            at: Acceptance time.
+            due: Time from which it may be processed.
+        """
+        if b"\n" in body:
+            # Valid JSON holds newlines only as whitespace (never inside strings): one line.
+            body = body.replace(b"\n", b" ")
+        head = orjson.dumps(
+            {"t": "add", "op": operation_id, "campaign": campaign_id, "at": at, "due": due}
+        )
+        handle = self._handle
+        handle.write(head[:-1])
+        handle.write(b',"body":')
+        handle.write(body)
+        handle.write(b"}\n")
+        handle.flush()
+
     def flush(self) -> None:
         """Hand buffered records to the OS."""
         self._handle.flush()

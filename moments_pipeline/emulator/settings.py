@@ -126,6 +126,8 @@ class EmulatorSettings(_Strict):
         custom_attributes: Custom attribute names defined for the account.
         credits: Credit balance (one per accepted participant); None: unlimited.
         processing_delay_s: Time between accepting and processing an add operation.
+        processing_slice: Participants the background worker processes before letting the
+            event loop answer requests again (the processing pace under load).
         report_retention_days: Reports older than this answer 404 (spec: 30 days).
         callback_retries: Extra attempts at POSTing a report to ``notifyUrl``.
         callback_backoff_s: First retry delay, doubled on each retry.
@@ -146,6 +148,7 @@ class EmulatorSettings(_Strict):
     custom_attributes: list[str] = Field(default_factory=lambda: list(DEFAULT_CUSTOM_ATTRIBUTES))
     credits: int | None = Field(default=None, ge=0)
     processing_delay_s: float = Field(default=0.2, ge=0)
+    processing_slice: int = Field(default=200, ge=1)
     report_retention_days: float = Field(default=30.0, gt=0)
     callback_retries: int = Field(default=3, ge=0)
     callback_backoff_s: float = Field(default=0.2, ge=0)

@@ -26,7 +26,7 @@ import httpx
 from .callbacks import CallbackSender
 from .clock import Clock, ManualClock, SystemClock
 from .faults import FaultController
-from .flows import AddRequest, FlowState, Operation, process_participants
+from .flows import AddRequest, FlowState, Operation, ParticipantRun
 from .forms_seed import default_forms
 from .people import Identifier, PeopleStore
 from .persistence import Journal, read_journal
@@ -122,7 +122,7 @@ class Emulator:
         self._callback_tasks: set[asyncio.Task[bool]] = set()
         self._unscheduled: list[Operation] = []
         self._worker: asyncio.Task[None] | None = None
-        self._upsert_batch: list[dict[str, Any]] | None = None
+        self._run: ParticipantRun | None = None
         self._forms_saved = 0
         # Set by the CLI, which owns its process: see ``_work``.
         self.freeze_gc = False
@@ -150,6 +150,7 @@ class Emulator:
         self.people.clear()
         self.operations.clear()
         self._pending.clear()
+        self._run = None
         self.form_submissions.clear()
         self.exchanges.clear()
         self.request_log.clear()
@@ -201,18 +202,9 @@ class Emulator:
             identify_by=[p["identifyBy"] for p in request.participants],
         )
         if self.journal is not None:
-            import orjson  # local: only the journaled path needs the Fragment
-
-            self.journal.write(
-                {
-                    "t": "add",
-                    "op": op.operation_id,
-                    "campaign": campaign_id,
-                    "body": orjson.Fragment(body),
-                    "at": now,
-                    "due": op.due_at,
-                }
-            )
+            # The validated body is journaled as sent (no re-serialization); what processing
+            # does with it is recomputed on replay.
+            self.journal.write_add(op.operation_id, campaign_id, body, now, op.due_at)
         self._register(op)
         return op
 
@@ -222,47 +214,76 @@ class Emulator:
             self._pending.append(op)
 
     def process_due(self, max_operations: int | None = None) -> int:
-        """Process due operations in acceptance order; return how many were processed."""
+        """Process due operations in acceptance order; return how many were completed.
+
+        An operation that the background worker left half processed is completed first.
+        """
         now = self.now()
         done = 0
         pending = self._pending
         while pending and pending[0].due_at <= now:
             if max_operations is not None and done >= max_operations:
                 break
-            self._process(pending.popleft(), now)
+            while not self._process_slice(None, now):
+                pass
             done += 1
         return done
 
-    def _process(self, op: Operation, now: float) -> None:
-        self._upsert_batch = []
-        try:
-            outcome = process_participants(
+    def process_next_slice(self, limit: int | None = None) -> bool | None:
+        """Process the next slice of the oldest due operation (what the worker does per turn).
+
+        Args:
+            limit: Most participants to process (None: the rest of the operation).
+
+        Returns:
+            None when no operation is due, else whether the slice completed its operation.
+        """
+        now = self.now()
+        if not self._pending or self._pending[0].due_at > now:
+            return None
+        return self._process_slice(limit, now)
+
+    def _process_slice(self, limit: int | None, now: float) -> bool:
+        """Process the next slice of the head pending operation; True when it completed it."""
+        run = self._run
+        if run is None:
+            op = self._pending[0]
+            run = self._run = ParticipantRun(
                 op,
                 self.flows.get(op.campaign_id),
                 self.people,
                 custom_attributes=self.custom_attributes,
+            )
+        op = run.operation
+        people = self.people
+        upsert_journal, people.journal = people.journal, None  # recomputed on replay
+        try:
+            used = run.step(
+                len(op.participants) if limit is None else limit,
                 credits_left=self.credits_left,
+                now=now,
             )
         finally:
-            upserts, self._upsert_batch = self._upsert_batch, None
+            people.journal = upsert_journal
         if self.credits_left is not None:
-            self.credits_left -= outcome.credits_used
-        op.results = outcome.results
-        op.participants = []
+            self.credits_left -= used
         if self.journal is not None:
             self.journal.write(
-                {
-                    "t": "done",
-                    "op": op.operation_id,
-                    "upserts": upserts,
-                    "results": outcome.results,
-                    "added": outcome.added_members,
-                    "credits": outcome.credits_used,
-                    "at": now,
-                }
+                {"t": "slice", "op": op.operation_id, "end": run.position, "at": now}
             )
+        if not run.done:
+            return False
+        self._finish(run)
         if op.notify_url:
             self._schedule_callback(op)
+        return True
+
+    def _finish(self, run: ParticipantRun) -> None:
+        op = run.operation
+        op.results = run.results
+        op.participants = []
+        self._pending.popleft()
+        self._run = None
 
     def report(self, campaign_id: int, operation_id: str) -> dict[str, Any] | None:
         """Return the report of an operation, or None if unknown, foreign or expired."""
@@ -316,10 +337,13 @@ class Emulator:
     async def _work(self) -> None:
         while True:
             await asyncio.sleep(0.02)
-            # One operation per turn keeps the loop responsive under load.
-            for _ in range(len(self._pending)):
-                if not self.process_due(max_operations=1):
-                    break
+            # One slice per turn keeps the loop responsive under load: requests are answered
+            # between slices, and reports say PENDING until their operation completed.
+            slice_size = self.settings.processing_slice
+            while (completed := self.process_next_slice(slice_size)) is not None:
+                if not completed:
+                    await asyncio.sleep(0)
+                    continue
                 if self.freeze_gc:
                     # The state only grows (profiles, reports): left to the cyclic GC, every
                     # full collection rescans all of it and pauses the loop for up to a second
@@ -340,6 +364,7 @@ class Emulator:
     def close(self) -> None:
         """Compact the journal into a snapshot and close it."""
         if self.journal is not None:
+            self._complete_run()
             self.journal.compact(self.snapshot())
             self.journal.close()
             self.journal = None
@@ -388,10 +413,14 @@ class Emulator:
 
     # -- journal -------------------------------------------------------------------------------
 
+    def _complete_run(self) -> None:
+        """Complete a half-processed operation (a snapshot cannot hold one)."""
+        if self._run is not None:
+            while not self._process_slice(None, self.now()):
+                pass
+
     def _journal_upsert(self, record: dict[str, Any]) -> None:
-        if self._upsert_batch is not None:
-            self._upsert_batch.append(record)
-        elif self.journal is not None:
+        if self.journal is not None:
             self.journal.write({"t": "upsert", **record})
 
     def journal_forms(self) -> None:
@@ -405,7 +434,11 @@ class Emulator:
         )
 
     def snapshot(self) -> dict[str, Any]:
-        """Return the whole state as JSON-ready data (expired reports are dropped)."""
+        """Return the whole state as JSON-ready data (expired reports are dropped).
+
+        A half-processed operation is completed first.
+        """
+        self._complete_run()
         horizon = self.now() - self.settings.report_retention_days * _DAY_S
         return {
             "people": self.people.snapshot(),
@@ -438,6 +471,8 @@ class Emulator:
                     identify_by=[p["identifyBy"] for p in body["participants"]],
                 )
                 self._register(op)
+            elif kind == "slice":
+                self._replay_slice(record)
             elif kind == "done":
                 self._replay_done(record)
             elif kind == "upsert":
@@ -455,14 +490,41 @@ class Emulator:
                 self.people.clear()
                 self.operations.clear()
                 self._pending.clear()
+                self._run = None
                 self.form_submissions.clear()
                 self.credits_left = self.settings.credits
                 self._seed()
         for op in self._pending:
+            if self._run is not None and op is self._run.operation:
+                continue  # resumes where the journal left it
             # A scope left by a torn processing run must not make identifiers look repeated.
             self.people.end_scope(op.operation_id)
 
+    def _replay_slice(self, record: dict[str, Any]) -> None:
+        """Recompute a journaled processing slice at its original time (no callbacks)."""
+        op = self.operations.get(record["op"])
+        if op is None or not self._pending or self._pending[0] is not op:
+            raise ValueError(f"state journal: slice of an unknown operation {record['op']}")
+        if self._run is None:
+            self._run = ParticipantRun(
+                op,
+                self.flows.get(op.campaign_id),
+                self.people,
+                custom_attributes=self.custom_attributes,
+            )
+        run = self._run
+        used = run.step(
+            int(record["end"]) - run.position,
+            credits_left=self.credits_left,
+            now=float(record["at"]),
+        )
+        if self.credits_left is not None:
+            self.credits_left -= used
+        if run.done:
+            self._finish(run)
+
     def _replay_done(self, record: dict[str, Any]) -> None:
+        """Apply a ``done`` record of the earlier journal format (results journaled)."""
         for upsert in record["upserts"]:
             self.people.replay_upsert(upsert)
         self.people.end_scope(record["op"])
