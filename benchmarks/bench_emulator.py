@@ -2,7 +2,12 @@
 
 Starts ``moments-pipeline emulator`` as a subprocess on a free loopback port (uvicorn, one
 worker), then drives it with an httpx.AsyncClient keeping several requests in flight, each
-request carrying 1000 distinct participants. The last output line is one JSON object.
+request carrying 1000 distinct participants. The last output line is one JSON object:
+throughput and latency of the accept path, the server process's CPU use over the run
+(``server_cpu_s``, ``server_cpu_pct`` of one core, ``server_cpu_ms_per_request``), the load
+average before and after (the machine is shared: compare runs at similar load), and
+``backlog_s``: the time after the last answer until the last operation's report is final
+(processing lags behind accepting under load; reading a report completes what is due).
 
     .venv/bin/python benchmarks/bench_emulator.py [--requests 1000] [--concurrency 8] [--state]
 """
@@ -11,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import socket
 import subprocess
 import sys
@@ -23,6 +29,12 @@ import orjson
 
 KEY = "bench-key"
 FLOW = 200000000000001
+
+
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds used so far by process ``pid`` (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def free_port() -> int:
@@ -49,6 +61,7 @@ def body(index: int, size: int) -> bytes:
 async def drive(base_url: str, requests: int, concurrency: int, size: int) -> dict[str, float]:
     bodies = [body(i, size) for i in range(requests)]
     latencies: list[float] = []
+    operation_ids: list[str] = []
     failures = 0
     queue: asyncio.Queue[int] = asyncio.Queue()
     for i in range(requests):
@@ -73,10 +86,24 @@ async def drive(base_url: str, requests: int, concurrency: int, size: int) -> di
                 latencies.append(time.perf_counter() - started)
                 if response.status_code != 200:
                     failures += 1
+                else:
+                    operation_ids.append(response.json()["operationId"])
 
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         seconds = time.perf_counter() - started
+        backlog_s = None
+        if operation_ids:
+            drained = time.perf_counter()
+            while time.perf_counter() - drained < 300:
+                report = await client.get(
+                    f"/moments/1/flows/{FLOW}/participants/report",
+                    params={"operationId": operation_ids[-1]},
+                )
+                if report.json()["participants"][0]["status"] != "PENDING":
+                    backlog_s = round(time.perf_counter() - drained, 3)
+                    break
+                await asyncio.sleep(0.05)
     latencies.sort()
     return {
         "requests": requests,
@@ -88,6 +115,7 @@ async def drive(base_url: str, requests: int, concurrency: int, size: int) -> di
         "participants_per_s": round(requests * size / seconds, 1),
         "p50_ms": round(latencies[len(latencies) // 2] * 1000, 2),
         "p99_ms": round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000, 2),
+        "backlog_s": backlog_s,
     }
 
 
@@ -128,10 +156,22 @@ def main() -> int:
                     if time.monotonic() > deadline or server.poll() is not None:
                         raise SystemExit("emulator did not start") from None
                     time.sleep(0.1)
+            load_before = os.getloadavg()
+            cpu_before = process_cpu_s(server.pid)
+            wall_before = time.perf_counter()
             result = asyncio.run(
                 drive(base_url, args.requests, args.concurrency, args.participants)
             )
+            # CPU over the whole drive, backlog included (it is work the server had to do).
+            cpu = process_cpu_s(server.pid) - cpu_before
+            wall = time.perf_counter() - wall_before
             result["state_journal"] = args.state
+            result["server_cpu_s"] = round(cpu, 3)
+            result["server_cpu_pct"] = round(100 * cpu / wall, 1)
+            result["server_cpu_ms_per_request"] = round(1000 * cpu / args.requests, 2)
+            result["loadavg_before"] = [round(x, 2) for x in load_before]
+            result["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
+            result["cpus"] = os.cpu_count()
         finally:
             server.terminate()
             server.wait(timeout=60)
