@@ -2,10 +2,19 @@
 
 Infobip allows 10 requests/s per account and answers 429 above it. Bursting 10 requests at the
 top of each second would collide with any window the server uses, so the budget paces request
-STARTS: each caller reserves the next start slot, ``interval`` after the previous one, and sleeps
-until it. A 429 pauses the whole budget (every client of the account) until ``Retry-After``.
+STARTS, one every ``interval`` (``1 / rate``, widened by a small safety margin), on a fixed grid
+(a GCRA "theoretical arrival time"):
 
-Constraints: slots are reserved under a ``threading.Lock`` and never awaited under it, so one
+- a start that wakes a little late (timer jitter, up to 20 % of the interval) keeps the grid,
+  so jitter does not erode the rate; a longer stall (a busy event loop, a GC pause) moves the
+  grid instead: late requests are never caught up in a burst, consecutive starts stay at least
+  0.8 interval apart;
+- and, as a hard guarantee, any ``k`` consecutive starts (``k`` = the rate rounded, 10) span at
+  least ``k * interval``, so no window of the server's length sees more than ``k`` of them.
+
+A 429 pauses the whole budget (every client of the account) until ``Retry-After``.
+
+Constraints: starts are claimed under a ``threading.Lock`` and never awaited under it, so one
 budget works across event loops and threads (the sync facade runs its own loop). Budgets are
 keyed by ``MomentsClientConfig.account_id`` (base URL + key fingerprint), never by the key.
 """
@@ -15,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 
 from ._config import MomentsClientConfig
@@ -23,6 +33,9 @@ __all__ = ["Clock", "RateBudget", "Sleep", "rate_budget_for"]
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
+
+# Lateness absorbed by the grid, as a fraction of the interval (see the module docstring).
+_CATCH_UP_FRACTION = 0.2
 
 
 class RateBudget:
@@ -45,40 +58,57 @@ class RateBudget:
     ) -> None:
         if rate_per_s <= 0:
             raise ValueError("rate_per_s must be positive")
-        self._interval = (1.0 / rate_per_s) * (1.0 + safety_margin)
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
-        self._next_slot = float("-inf")
         self._paused_until = float("-inf")
+        self._next_due = float("-inf")
+        self._configure(rate_per_s, safety_margin)
         self.acquired = 0
         self.pauses = 0
 
+    def _configure(self, rate_per_s: float, safety_margin: float) -> None:
+        self._interval = (1.0 / rate_per_s) * (1.0 + safety_margin)
+        self._window_starts = max(1, round(rate_per_s))
+        self._starts: deque[float] = deque(maxlen=self._window_starts)
+
     @property
     def interval_s(self) -> float:
-        """Seconds between two request starts."""
+        """Seconds between two request starts, on average."""
         return self._interval
 
     def tighten(self, rate_per_s: float, safety_margin: float) -> None:
         """Lower the rate if another client of the account asks for a slower one."""
         interval = (1.0 / rate_per_s) * (1.0 + safety_margin)
         with self._lock:
-            self._interval = max(self._interval, interval)
+            if interval > self._interval:
+                recent = list(self._starts)
+                self._configure(rate_per_s, safety_margin)
+                self._starts.extend(recent[-self._window_starts :])
 
-    def reserve(self) -> float:
-        """Reserve the next start slot and return how long to wait for it (seconds)."""
+    def try_start(self) -> float:
+        """Claim the right to start a request now; else return the seconds to wait (> 0)."""
         with self._lock:
             now = self._clock()
-            slot = max(now, self._next_slot, self._paused_until)
-            self._next_slot = slot + self._interval
+            starts = self._starts
+            due = max(self._next_due, self._paused_until)
+            if len(starts) == self._window_starts:
+                due = max(due, starts[0] + self._window_starts * self._interval)
+            if now < due:
+                return due - now
+            on_grid = now - self._next_due <= _CATCH_UP_FRACTION * self._interval
+            self._next_due = (self._next_due if on_grid else now) + self._interval
+            starts.append(now)
             self.acquired += 1
-        return slot - now
+            return 0.0
 
     async def acquire(self) -> None:
-        """Wait until this caller may start a request."""
-        delay = self.reserve()
-        if delay > 0:
-            await self._sleep(delay)
+        """Wait until this caller may start a request; it must start at once."""
+        while True:
+            wait = self.try_start()
+            if wait <= 0:
+                return
+            await self._sleep(wait)
 
     def pause(self, seconds: float) -> None:
         """Hold every start of the account for ``seconds`` (after a 429)."""

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import logging
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import httpx
@@ -62,3 +63,12 @@ async def client(
     """An in-process client on the virtual clock."""
     async with make_client(emulator_transport) as c:
         yield c
+
+
+@pytest.fixture(autouse=True)
+def key_never_logged(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Every client test runs with DEBUG logging captured; the API key must never appear."""
+    caplog.set_level(logging.DEBUG)
+    yield
+    assert API_KEY not in caplog.text
+    assert all(API_KEY not in str(r.args) for r in caplog.records)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import Any
+
+import pytest
 
 API_KEY = "client-tests-secret-key-7f3a9c1e5b"
 CAMPAIGN_ID = 200000000000001  # the spec's example flow, seeded by the emulator
@@ -60,3 +63,20 @@ class VirtualClock:
             moved, self.now = target - self.now, target
             for listener in self.listeners:
                 listener(moved)
+
+
+def assert_no_secret(error: BaseException, secret: str = API_KEY) -> None:
+    """The key appears in no str/repr/attribute of an error or of its causes."""
+    seen: BaseException | None = error
+    while seen is not None:
+        texts = [str(seen), repr(seen), *(repr(v) for v in vars(seen).values())]
+        assert not any(secret in text for text in texts), f"API key leaked by {type(seen)}"
+        seen = seen.__cause__ or seen.__context__
+
+
+@contextlib.contextmanager
+def raises_clean(expected: type[BaseException]) -> Iterator[Any]:
+    """``pytest.raises`` that also checks the raised error does not carry the API key."""
+    with pytest.raises(expected) as info:
+        yield info
+    assert_no_secret(info.value)

@@ -20,11 +20,12 @@ from moments_pipeline.infobip import (
     MomentsError,
     RateLimitedError,
     RemovalOutcome,
+    RetryPolicy,
     ServerError,
     TransportError,
 )
 
-from .support import CAMPAIGN_ID, FORM_ID, VirtualClock, participant
+from .support import CAMPAIGN_ID, FORM_ID, VirtualClock, participant, raises_clean
 
 ADD = "add-flow-participants"
 REPORT = "get-flow-participants-added-report"
@@ -56,7 +57,7 @@ async def test_ambiguous_add_is_never_resent(
     kind: str, client: MomentsClient, emulator: Emulator
 ) -> None:
     queue(emulator, kind, ADD)
-    with pytest.raises(AmbiguousSendError) as info:
+    with raises_clean(AmbiguousSendError) as info:
         await client.add_flow_participants(CAMPAIGN_ID, [participant(1)], callback_data="b-7")
     error = info.value
     assert sends(emulator, ADD) == 1
@@ -78,7 +79,7 @@ async def test_read_timeout_on_add_is_ambiguous(
 ) -> None:
     queue(emulator, "latency", ADD, latency_ms=5000)
     async with make_client(emulator_transport, read_timeout_s=1.0) as short:
-        with pytest.raises(AmbiguousSendError) as info:
+        with raises_clean(AmbiguousSendError) as info:
             await short.add_flow_participants(CAMPAIGN_ID, [participant(1)])
     assert "ReadTimeout" in str(info.value)
     assert sends(emulator, ADD) == 1 and len(emulator.operations) == 1
@@ -89,7 +90,7 @@ async def test_ambiguous_forms_writes_not_resent(
     operation: str, client: MomentsClient, emulator: Emulator
 ) -> None:
     queue(emulator, "503", operation)
-    with pytest.raises(AmbiguousSendError) as info:
+    with raises_clean(AmbiguousSendError) as info:
         if operation == "submit-form-data":
             await client.submit_form_data(FORM_ID, {"email": "x@example.com"})
         else:
@@ -115,7 +116,7 @@ async def test_429_exhausted_is_rate_limited_not_ambiguous(
     client: MomentsClient, emulator: Emulator
 ) -> None:
     queue(emulator, "429", ADD, count=10)
-    with pytest.raises(RateLimitedError) as info:
+    with raises_clean(RateLimitedError) as info:
         await client.add_flow_participants(CAMPAIGN_ID, [participant(1)])
     assert info.value.retry_after_s == 1.0 and info.value.transient
     assert sends(emulator, ADD) == client.config.max_attempts
@@ -138,14 +139,22 @@ async def test_get_gives_up_after_max_attempts(
     client: MomentsClient, emulator: Emulator, vclock: VirtualClock
 ) -> None:
     queue(emulator, "500", "get-form", count=10)
-    with pytest.raises(ServerError) as info:
+    started = vclock()
+    with raises_clean(ServerError) as info:
         await client.get_form(FORM_ID)
     assert info.value.transient and info.value.message_id == "GENERAL_ERROR"
     assert sends(emulator, "get-form") == client.config.max_attempts
-    # Backoff between attempts: one sleep per retry, each within the doubling ceiling.
-    backoffs = [s for s in vclock.sleeps if s > 0]
-    assert len(backoffs) == client.config.max_attempts - 1
-    assert all(s <= 0.5 * 2**i for i, s in enumerate(backoffs))
+    # Backoff between attempts stays within the doubling ceilings (0.5 + 1 + 2 + 4 s).
+    assert vclock() - started <= 7.5 + client.config.max_attempts * client.rate_budget.interval_s
+
+
+def test_backoff_doubles_with_full_jitter_and_honours_retry_after() -> None:
+    policy = RetryPolicy(max_attempts=6, initial_s=0.5, max_s=4.0)
+    for attempt, ceiling in enumerate([0.5, 1.0, 2.0, 4.0, 4.0], start=1):
+        delays = [policy.delay(attempt) for _ in range(200)]
+        assert all(0 <= d <= ceiling for d in delays)
+        assert max(delays) > ceiling / 2  # jitter spreads over the whole range
+    assert all(policy.delay(1, retry_after_s=3.0) >= 3.0 for _ in range(50))
 
 
 async def test_read_timeout_on_get_is_retried(
@@ -193,7 +202,7 @@ async def test_connect_error_on_a_real_closed_port(
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     async with make_client(f"http://127.0.0.1:{port}", max_attempts=3) as c:
-        with pytest.raises(TransportError) as info:
+        with raises_clean(TransportError) as info:
             await c.add_flow_participants(CAMPAIGN_ID, [participant(1)])
         assert c.stats.requests == 3
     assert info.value.transient and not isinstance(info.value, AmbiguousSendError)
@@ -207,7 +216,7 @@ async def test_served_ambiguous_add(
     emulator = served_emulator.emulator
     queue(emulator, kind, ADD, latency_ms=1000 if kind == "latency" else None)
     async with make_client(served_emulator.base_url, read_timeout_s=0.3) as c:
-        with pytest.raises(AmbiguousSendError):
+        with raises_clean(AmbiguousSendError):
             await c.add_flow_participants(CAMPAIGN_ID, [participant(1)], callback_data="s")
         # A GET through the same client after the fault works and is retried where needed.
         queue(emulator, "502", "get-forms")

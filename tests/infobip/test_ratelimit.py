@@ -58,3 +58,35 @@ def test_one_budget_per_account_and_never_keyed_by_the_key() -> None:
     from moments_pipeline.infobip import _ratelimit
 
     assert all("key-one-123" not in k for k in _ratelimit._REGISTRY)
+
+
+async def test_late_start_is_caught_up_gently_never_in_a_burst() -> None:
+    clock = VirtualClock()
+    budget = RateBudget(10, clock=clock, sleep=clock.sleep)
+    starts: list[float] = []
+    for i in range(40):
+        await budget.acquire()
+        starts.append(clock())
+        if i == 12:
+            clock.now += 0.35  # the caller stalled (event loop busy, GC pause)
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    assert min(gaps) >= 0.08 - 1e-9  # never closer than 0.8 interval
+    # Any 10 consecutive starts span at least 10 intervals...
+    assert min(starts[i + 10] - starts[i] for i in range(len(starts) - 10)) >= 1.0 - 1e-9
+    # ...and the stall was partly caught up: the last starts are back on the 0.1 s cadence.
+    assert gaps[-1] == pytest.approx(0.1)
+    assert starts[-1] - starts[0] < 39 * 0.1 + 0.35
+
+
+async def test_idle_budget_restarts_without_a_burst() -> None:
+    clock = VirtualClock()
+    budget = RateBudget(10, clock=clock, sleep=clock.sleep)
+    for _ in range(10):
+        await budget.acquire()
+    clock.now += 30
+    t0 = clock()
+    starts = []
+    for _ in range(3):
+        await budget.acquire()
+        starts.append(clock() - t0)
+    assert starts == pytest.approx([0.0, 0.1, 0.2])
