@@ -284,6 +284,12 @@ class Emulator:
         op.participants = []
         self._pending.popleft()
         self._run = None
+        if self.freeze_gc:
+            # The state only grows (profiles, reports): left to the cyclic GC, every full
+            # collection rescans all of it and pauses the loop for up to a second at 10^6
+            # profiles. Frozen objects are still freed by reference counting; the state holds
+            # no reference cycles. O(1).
+            gc.freeze()
 
     def report(self, campaign_id: int, operation_id: str) -> dict[str, Any] | None:
         """Return the report of an operation, or None if unknown, foreign or expired."""
@@ -344,12 +350,6 @@ class Emulator:
                 if not completed:
                     await asyncio.sleep(0)
                     continue
-                if self.freeze_gc:
-                    # The state only grows (profiles, reports): left to the cyclic GC, every
-                    # full collection rescans all of it and pauses the loop for up to a second
-                    # at 10^6 profiles. Frozen objects are still freed by reference counting;
-                    # the state holds no reference cycles. O(1).
-                    gc.freeze()
                 await asyncio.sleep(0)
 
     async def aclose(self) -> None:
