@@ -110,17 +110,9 @@ def build_participants(
     return participants, unsendable
 
 
-def participant_identities(participants: pd.DataFrame) -> pd.DataFrame:
-    """Every identifier the participants carry, as the identity ledger stores them.
-
-    Args:
-        participants: ``PreparedAudience.participants``.
-
-    Returns:
-        Distinct rows of ``kind`` (``EMAIL``, ``PHONE``, ``EXTERNAL_ID`` or
-        ``<TYPE>:<sender>``), ``identifier`` and ``person_key``.
-    """
-    keys = participants["person_key"].to_numpy()
+def _identity_rows(participants: pd.DataFrame, key_column: str) -> pd.DataFrame:
+    """(kind, identifier, ``key_column`` value) of every identifier, with duplicates."""
+    keys = participants[key_column].to_numpy()
     idb_type = participants["identify_by_type"].astype(str).to_numpy()
     sender = participants["sender"].astype(object).to_numpy()
     contact_type = np.isin(idb_type, ["EMAIL", "PHONE"])
@@ -141,18 +133,36 @@ def participant_identities(participants: pd.DataFrame) -> pd.DataFrame:
         )
     )
     for kind, column in (("EMAIL", "emails"), ("PHONE", "phones")):
-        exploded = participants[["person_key", column]].explode(column).dropna()
+        exploded = participants[[key_column, column]].explode(column).dropna()
         parts.append(
             pd.DataFrame(
                 {
                     "kind": kind,
                     "identifier": exploded[column].to_numpy(),
-                    "person_key": exploded["person_key"].to_numpy(),
+                    "person_key": exploded[key_column].to_numpy(),
                 }
             )
         )
-    out = pd.concat(parts, ignore_index=True).astype(str)
-    return out.drop_duplicates(ignore_index=True)
+    return pd.concat(parts, ignore_index=True).astype(str)
+
+
+def participant_identities(participants: pd.DataFrame) -> pd.DataFrame:
+    """Every identifier the participants carry, as the identity ledger stores them.
+
+    The ledger models the account's profiles, so each identifier is recorded under the
+    participant's ``profile_anchor`` (the prior profile it updates, else its own person key),
+    not under the audience's own person key: two audiences keyed differently then agree.
+
+    Args:
+        participants: ``PreparedAudience.participants`` (a frame without ``profile_anchor``
+            falls back to ``person_key``).
+
+    Returns:
+        Distinct rows of ``kind`` (``EMAIL``, ``PHONE``, ``EXTERNAL_ID`` or
+        ``<TYPE>:<sender>``), ``identifier`` and ``person_key`` (holding the profile anchor).
+    """
+    column = "profile_anchor" if "profile_anchor" in participants.columns else "person_key"
+    return _identity_rows(participants, column).drop_duplicates(ignore_index=True)
 
 
 def check_unique_identifiers(participants: pd.DataFrame, audience: AudienceConfig) -> None:
@@ -161,7 +171,9 @@ def check_unique_identifiers(participants: pd.DataFrame, audience: AudienceConfi
     Raises:
         IdentityInvariantError: Naming the audience and a few offending identifiers.
     """
-    identities = participant_identities(participants)
+    # Keyed by participant, not by anchor: two participants may update one prior profile,
+    # and their identifiers must still be distinct.
+    identities = _identity_rows(participants, "person_key").drop_duplicates(ignore_index=True)
     dup = identities.duplicated(["kind", "identifier"], keep=False)
     if dup.any():
         sample = identities[dup].head(5).to_dict("records")

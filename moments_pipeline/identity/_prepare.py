@@ -1,10 +1,11 @@
 """``prepare_audience``: normalized rows -> one participant per person, or quarantine.
 
 Steps: normalize identifiers; link rows sharing any identifier (connected components); a
-component holding several person keys is a conflict resolved by the audience's policy; rows
-whose identifiers were already sent for another person (``prior_identities``) are quarantined;
-the remaining rows collapse into one participant per person key. Afterwards no identifier
-belongs to two participants: checked in code, not just tested.
+component holding several person keys is a conflict resolved by the audience's policy; the
+identity ledger (``prior_identities``) is read as the account's profiles, and a person whose
+identifiers would merge two of them, or give a profile a second externalId, is quarantined
+(``_prior_profiles``); the remaining rows collapse into one participant per person key.
+Afterwards no identifier belongs to two participants: checked in code, not just tested.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from moments_pipeline.config import AudienceConfig, ConflictPolicy
 from moments_pipeline.identity._graph import distinct_per_group, row_components
 from moments_pipeline.identity._normalize_frame import EXTERNAL_ID, normalize_frame
 from moments_pipeline.identity._participants import build_participants, check_unique_identifiers
+from moments_pipeline.identity._prior_profiles import load_prior_profiles, resolve_profiles
 from moments_pipeline.identity._reasons import DroppedValueReason, QuarantineReason
 from moments_pipeline.identity._text import STRING_DTYPE, as_text
 
@@ -29,7 +31,9 @@ class PreparedAudience:
     """Result of ``prepare_audience``.
 
     Attributes:
-        participants: One row per person: ``person_key``, ``identify_by_type``,
+        participants: One row per person: ``person_key``, ``profile_anchor`` (the prior
+            profile it updates, else its own person key: what the identity ledger records
+            for its identifiers), ``identify_by_type``,
             ``identify_by``, ``sender``, ``external_id``, ``emails`` (list), ``phones`` (list),
             ``source_rows`` (list of row ids), then ``attr:<spec name>``,
             ``custom:<name>`` and ``var:<name>`` columns.
@@ -112,7 +116,9 @@ def prepare_audience(
         frame: Source rows holding every column of ``audience.source_columns()``.
         audience: The audience definition.
         prior_identities: Identifiers already sent (columns ``kind``, ``identifier``,
-            ``person_key``), e.g. the sync engine's identity ledger.
+            ``person_key``), e.g. the sync engine's identity ledger. Rows sharing an
+            identifier or key form one profile; ``person_key`` should be the profile anchor
+            that ``participant_identities`` returns, but plain person keys work too.
 
     Returns:
         Participants, quarantine, dropped values and counts. Every input row is either in
@@ -210,12 +216,24 @@ def prepare_audience(
             quarantine(again, QuarantineReason.IDENTITY_CONFLICT, "conflict left after policy")
             uses = uses[~again[uses["row"].to_numpy()]].reset_index(drop=True)
 
+    anchor_by_key: dict[str, str] = {}
     if prior_identities is not None and len(prior_identities):
-        flagged = _sent_for_other_person(uses, pk_text.to_numpy(), prior_identities)
-        if flagged is not None:
-            mask, text = flagged
-            quarantine(mask, QuarantineReason.IDENTIFIER_SENT_FOR_OTHER_PERSON, text)
-            uses = uses[~mask[uses["row"].to_numpy()]].reset_index(drop=True)
+        resolution = resolve_profiles(
+            uses, pk_text.to_numpy(), load_prior_profiles(prior_identities)
+        )
+        quarantine(
+            resolution.would_merge,
+            QuarantineReason.WOULD_MERGE_PRIOR_PROFILES,
+            resolution.detail,
+        )
+        quarantine(
+            resolution.other_external_id,
+            QuarantineReason.IDENTIFIER_SENT_FOR_OTHER_PERSON,
+            resolution.detail,
+        )
+        flagged = resolution.would_merge | resolution.other_external_id
+        uses = uses[~flagged[uses["row"].to_numpy()]].reset_index(drop=True)
+        anchor_by_key = resolution.anchor_by_key
 
     alive = pd.isna(reason)
     recency = audience.conflicts.recency_column
@@ -229,6 +247,9 @@ def prepare_audience(
             QuarantineReason.UNSENDABLE_IDENTIFY_BY,
             "person already has another identifyBy of this type",
         )
+    keys = participants["person_key"]
+    anchors = keys.map(anchor_by_key).fillna(keys) if anchor_by_key else keys.copy()
+    participants.insert(1, "profile_anchor", anchors)
     check_unique_identifiers(participants, audience)
     return _result(frame, audience, row_ids, participants, reason, detail, dropped)
 
@@ -252,45 +273,6 @@ def _shared_uses(uses: pd.DataFrame, pk_code: np.ndarray) -> np.ndarray:
     codes = uses["code"].to_numpy()
     persons = distinct_per_group(codes, pk_code[uses["row"].to_numpy()])
     return persons[codes] > 1
-
-
-def _sent_for_other_person(
-    uses: pd.DataFrame, pk_text: np.ndarray, prior: pd.DataFrame
-) -> tuple[np.ndarray, np.ndarray] | None:
-    missing = {"kind", "identifier", "person_key"} - set(prior.columns)
-    if missing:
-        raise ValueError(f"prior_identities lacks column(s) {sorted(missing)}")
-    probe = pd.DataFrame(
-        {
-            "row": uses["row"].to_numpy(),
-            "kind": uses["kind"].astype(str).to_numpy(),
-            "identifier": uses["value"].astype(str).to_numpy(),
-        }
-    )
-    known = prior[["kind", "identifier", "person_key"]].astype(str).drop_duplicates()
-    hits = probe.merge(known, on=["kind", "identifier"], how="inner")
-    hits = hits[hits["person_key"].to_numpy() != pk_text[hits["row"].to_numpy()]]
-    if hits.empty:
-        return None
-    # Quarantine every row of each flagged person, not only the row holding the identifier.
-    flagged_keys = pd.unique(pk_text[hits["row"].to_numpy()])
-    first = hits.assign(pk=pk_text[hits["row"].to_numpy()]).drop_duplicates("pk")
-    text_by_pk = dict(
-        zip(
-            first["pk"],
-            first["kind"]
-            + " "
-            + first["identifier"]
-            + " was sent for person "
-            + first["person_key"],
-            strict=True,
-        )
-    )
-    rows = np.unique(uses["row"].to_numpy())
-    mask = np.zeros(len(pk_text), dtype=bool)
-    mask[rows[np.isin(pk_text[rows], flagged_keys)]] = True
-    text = np.array([text_by_pk.get(k, "") for k in pk_text], dtype=object)
-    return mask, text
 
 
 def _result(

@@ -20,8 +20,11 @@ class QuarantineReason(StrEnum):
         SUPERSEDED_BY_MORE_RECENT: ``keep_most_recent`` kept another person of the conflict.
         SHARED_IDENTIFY_BY: ``drop_shared_identifier`` removed the row's identifyBy, which
             another person also uses.
-        IDENTIFIER_SENT_FOR_OTHER_PERSON: An identifier of the row's person was already sent
-            (identity ledger) under another person key.
+        WOULD_MERGE_PRIOR_PROFILES: The person's identifiers were already sent (identity
+            ledger) for two or more different profiles; sending them together would merge
+            those profiles.
+        IDENTIFIER_SENT_FOR_OTHER_PERSON: The person's identifiers point at one prior profile
+            that already holds a different externalId (another person).
         UNSENDABLE_IDENTIFY_BY: A second, different identifyBy of a non-contact type (e.g.
             FACEBOOK) for the same person; only one can be sent.
     """
@@ -32,6 +35,7 @@ class QuarantineReason(StrEnum):
     IDENTITY_CONFLICT = "IDENTITY_CONFLICT"
     SUPERSEDED_BY_MORE_RECENT = "SUPERSEDED_BY_MORE_RECENT"
     SHARED_IDENTIFY_BY = "SHARED_IDENTIFY_BY"
+    WOULD_MERGE_PRIOR_PROFILES = "WOULD_MERGE_PRIOR_PROFILES"
     IDENTIFIER_SENT_FOR_OTHER_PERSON = "IDENTIFIER_SENT_FOR_OTHER_PERSON"
     UNSENDABLE_IDENTIFY_BY = "UNSENDABLE_IDENTIFY_BY"
 
