@@ -184,17 +184,27 @@ def run_baseline(base_url: str, batches: list[list[dict[str, Any]]]) -> dict[str
     }
 
 
-def emulator_view(base_url: str, since: float) -> dict[str, Any]:
-    """429s and arrival spacing of add requests as the emulator logged them."""
+def emulator_view(base_url: str, starts: list[float]) -> dict[str, Any]:
+    """429s and arrival spacing of add requests as the emulator logged them.
+
+    ``arrival_delay_ms_max`` pairs the n-th start with the n-th arrival: the largest time a
+    request took from its rate slot to the emulator's limiter (client send + network + server
+    event-loop delay). A large one followed by a prompt one is what compresses the spacing.
+    """
+    since = starts[0] - 0.5 if starts else 0.0
     try:
         entries = httpx.get(base_url + "/_emulator/requests", timeout=10).json()
     except (httpx.HTTPError, ValueError):
         return {}
     adds = [e for e in entries if e.get("operation") == "add-flow-participants"]
     run = [e for e in adds if e.get("time", 0) >= since]
+    arrivals = sorted(e["time"] for e in run)
+    delays = [(a - s) * 1000 for a, s in zip(arrivals, sorted(starts), strict=False)]
     return {
         "emulator_429_logged": sum(1 for e in entries if e.get("status") == 429),
-        "emulator_min_10_span_s": min_span([e["time"] for e in run]),
+        "emulator_min_10_span_s": min_span(arrivals),
+        "arrival_delay_ms_median": sorted(delays)[len(delays) // 2] if delays else None,
+        "arrival_delay_ms_max": max(delays) if delays else None,
     }
 
 
@@ -216,7 +226,7 @@ def main() -> int:
     with served_emulator(args.latency_ms, args.rate_limit) as base_url:
         result = asyncio.run(run_client(base_url, batches, args.max_in_flight))
         starts = result.pop("_starts")
-        view = emulator_view(base_url, since=starts[0] - 0.5 if starts else 0.0)
+        view = emulator_view(base_url, starts)
         baseline = run_baseline(base_url, baseline_batches) if args.baseline_requests else {}
     out: dict[str, Any] = {
         "latency_ms": args.latency_ms,
