@@ -12,7 +12,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from moments_pipeline.emulator import Emulator, QueuedFault
+from moments_pipeline.emulator import Emulator, FaultSettings, QueuedFault
 from moments_pipeline.emulator.testing import EmulatorTransport, ServedEmulator
 from moments_pipeline.infobip import (
     AmbiguousSendError,
@@ -242,3 +242,38 @@ async def test_served_429_and_delete(
 def test_every_error_is_a_moments_error() -> None:
     for cls in (AmbiguousSendError, RateLimitedError, ServerError, TransportError):
         assert issubclass(cls, MomentsError)
+
+
+async def test_random_faults_each_body_leaves_at_most_once(
+    make_emulator: Callable[..., Emulator], make_client: Callable[..., MomentsClient]
+) -> None:
+    """Seeded random faults of every kind: every call sends its body past the limiter once."""
+    faults = FaultSettings(
+        error_rate=0.15,
+        too_many_requests_rate=0.15,
+        drop_before_rate=0.1,
+        drop_after_rate=0.1,
+        seed=7,
+    )
+    emulator = make_emulator(faults=faults)
+    outcomes: dict[str, int] = {"ok": 0, "ambiguous": 0, "rate_limited": 0}
+    async with make_client(EmulatorTransport(emulator.app)) as c:  # type: ignore[attr-defined]
+        for i in range(60):
+            try:
+                await c.add_flow_participants(CAMPAIGN_ID, [participant(i)])
+                outcomes["ok"] += 1
+            except AmbiguousSendError:
+                outcomes["ambiguous"] += 1
+            except RateLimitedError:
+                outcomes["rate_limited"] += 1
+        for _ in range(20):
+            assert (await c.get_forms()).forms  # GETs ride out the same faults
+    adds = [e for e in emulator.request_log if e["operation"] == ADD]
+    past_limiter = [e for e in adds if e["fault"] != "429" and e["status"] != 429]
+    # One send per call that was not refused by 429s until it gave up; never a second one.
+    assert len(past_limiter) == outcomes["ok"] + outcomes["ambiguous"]
+    assert outcomes["ambiguous"] == sum(
+        1 for e in past_limiter if e["fault"] in ("500", "502", "503", "drop_before", "drop_after")
+    )
+    assert outcomes["ok"] > 0 and outcomes["ambiguous"] > 0
+    assert any(e["fault"] == "429" for e in adds)

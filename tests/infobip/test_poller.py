@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from moments_pipeline.emulator import Emulator
+from moments_pipeline.emulator import Emulator, FaultSettings
 from moments_pipeline.emulator.testing import EmulatorTransport
 from moments_pipeline.infobip import (
     FlowParticipantsReportResponse,
@@ -64,6 +64,22 @@ async def test_deadline_raises_with_the_last_report(
     # The last wait is cut to the deadline, then one final poll at the deadline.
     assert vclock() - started == pytest.approx(10, abs=0.5)
     assert polls(emulator) == 5  # 0, 1, 3, 7, 10
+
+
+async def test_slow_report_fault(
+    make_emulator: Callable[..., Emulator],
+    make_client: Callable[..., MomentsClient],
+    vclock: VirtualClock,
+) -> None:
+    emulator = make_emulator(faults=FaultSettings(report_delay_s=20.0))
+    async with make_client(EmulatorTransport(emulator.app)) as client:  # type: ignore[attr-defined]
+        added = await client.add_flow_participants(CAMPAIGN_ID, [participant(1)])
+        with pytest.raises(ReportDeadlineExceeded):
+            await client.wait_for_report(CAMPAIGN_ID, added.operation_id, deadline_s=5)
+        report = await client.wait_for_report(
+            CAMPAIGN_ID, added.operation_id, deadline_s=60, max_interval_s=8
+        )
+    assert report.is_complete
 
 
 async def test_polls_spend_the_rate_budget(client: MomentsClient, vclock: VirtualClock) -> None:
