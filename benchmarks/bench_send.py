@@ -6,6 +6,13 @@ on and ``--latency-ms`` of added latency, sends ``--participants`` distinct part
 requests through a sequential loop of ``infobip_api_client`` (FlowApi.add_flow_participants).
 This process runs only the clients, so ``time.process_time`` measures client CPU alone.
 
+Before the timed run the client warms up (one get-forms, one 1-participant add, then 1.2 s for
+the emulator's window to empty), so the figures describe the steady state. ``requests_per_s``
+is completed requests over the time from the first start to the last answer. Diagnostics:
+``client_min_10_span_s`` (shortest span of 11 consecutive starts at the client, >= 1 s means no
+burst), ``emulator_min_10_span_s`` (the same for arrivals as the emulator's limiter logged
+them) and ``arrival_delay_ms_*`` (slot-to-limiter delays).
+
 The last line printed is one JSON object with the figures.
 
     .venv/bin/python benchmarks/bench_send.py --latency-ms 150
