@@ -1,19 +1,22 @@
 """Phone normalization to international digits without ``+`` (E.164 minus the plus).
 
-Each DISTINCT (raw value, region) pair is decided once: first by the vectorized accept-only
-fast path (``_phone_fast``), then by ``phonenumbers`` for whatever it did not accept. The region
-comes from the row's region column, else the audience default. Valid means
+Each DISTINCT (raw value, region) pair is decided once: first by the vectorized replay of the
+library (``_phone_fast``), then by ``phonenumbers`` for whatever the replay leaves undecided.
+The region comes from the row's region column, else the audience default. Valid means
 ``phonenumbers.is_valid_number``. Output: digits such as ``41793026727``, NA when invalid.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import phonenumbers
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from moments_pipeline.identity._emails import Normalized
-from moments_pipeline.identity._phone_fast import fast_phones
-from moments_pipeline.identity._text import STRING_DTYPE, as_text
+from moments_pipeline.identity._phone_fast import decide_phones
+from moments_pipeline.identity._text import as_text, from_arrow, to_arrow
 
 MAX_PHONE_LENGTH = 50
 
@@ -39,12 +42,22 @@ def library_phone(value: str, region: str | None) -> str | None:
     return f"{number.country_code}{phonenumbers.national_significant_number(number)}"
 
 
-def _regions(index: pd.Index, regions: pd.Series | None, default_region: str | None) -> pd.Series:
-    result = pd.Series(default_region, index=index, dtype=STRING_DTYPE)
+def _region_codes(
+    n: int, regions: pd.Series | None, default_region: str | None
+) -> tuple[np.ndarray, list[str]]:
+    """Region index per row (-1: none) and the distinct upper-case region names."""
+    names: list[str] = []
+    codes = np.full(n, -1, dtype=np.int64)
     if regions is not None:
-        row_regions = as_text(regions).str.upper()
-        result = row_regions.where(row_regions.notna(), result)
-    return result
+        row_codes, uniques = pd.factorize(as_text(regions).str.upper())
+        names = [str(u) for u in uniques]
+        codes = row_codes.astype(np.int64)
+    if default_region:
+        default = default_region.upper()
+        if default not in names:
+            names.append(default)
+        codes[codes < 0] = names.index(default)
+    return codes, names
 
 
 def normalize_phones(
@@ -61,22 +74,40 @@ def normalize_phones(
         International digits without ``+`` and the mask of rejected non-empty values.
     """
     text = as_text(raw)
-    present = text.notna()
-    region = _regions(text.index, regions, default_region)
-    values = pd.Series(pd.NA, index=text.index, dtype=STRING_DTYPE)
-    if present.any():
-        pairs = pd.DataFrame({"v": text[present], "r": region[present]})
-        codes, uniques = pd.MultiIndex.from_frame(pairs).factorize()
-        raw_values = [v for v, _ in uniques]
-        raw_regions = [r if isinstance(r, str) else None for _, r in uniques]
-        short = [len(v) <= MAX_PHONE_LENGTH for v in raw_values]
-        fast = fast_phones(
-            [v if ok else "" for v, ok in zip(raw_values, short, strict=True)], raw_regions
+    present = text.notna().to_numpy()
+    region_code, region_names = _region_codes(len(text), regions, default_region)
+    # Row -> distinct (value, region) pair; -1 (null on take) for missing values.
+    pair_of_row = np.full(len(text), -1, dtype=np.int64)
+    digits: list[str | None] = []
+    rows = np.flatnonzero(present)
+    if len(rows):
+        # Distinct pairs through integer codes, not tuples of strings.
+        value_code, distinct_values = pd.factorize(text.iloc[rows])
+        width = len(region_names) + 1
+        pair_code, pairs = pd.factorize(value_code.astype(np.int64) * width + region_code[rows] + 1)
+        pair_of_row[rows] = pair_code
+        values = to_arrow(distinct_values).take(pa.array(pairs // width))
+        pair_region = pairs % width - 1
+        short = np.asarray(pc.utf8_length(values).to_numpy(zero_copy_only=False)) <= (
+            MAX_PHONE_LENGTH
         )
-        # Whatever the fast path does not accept is decided by the library itself.
-        parsed = [
-            f if f is not None else library_phone(v, r) if ok else None
-            for f, v, r, ok in zip(fast, raw_values, raw_regions, short, strict=True)
-        ]
-        values[present] = pd.array(parsed, dtype=STRING_DTYPE)[codes]
-    return Normalized(values, present & values.isna())
+        decided_digits = np.full(len(pairs), None, dtype=object)
+        decided = ~short
+        candidates = np.flatnonzero(short)
+        fast, fast_decided = decide_phones(
+            values.take(pa.array(candidates)), pair_region[candidates], region_names
+        )
+        decided_digits[candidates] = fast
+        decided[candidates] = fast_decided
+        # Whatever the replay leaves undecided is decided by the library itself.
+        rest = np.flatnonzero(~decided)
+        if len(rest):
+            rest_values = values.take(pa.array(rest)).to_pylist()
+            rest_regions = [region_names[r] if r >= 0 else None for r in pair_region[rest]]
+            decided_digits[rest] = [
+                library_phone(v, r) for v, r in zip(rest_values, rest_regions, strict=True)
+            ]
+        digits = decided_digits.tolist()
+    indices = pa.array(pair_of_row, mask=pair_of_row < 0)
+    normalized = from_arrow(pa.array(digits, type=pa.large_string()).take(indices), text.index)
+    return Normalized(normalized, pd.Series(present, index=text.index) & normalized.isna())

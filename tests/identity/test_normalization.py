@@ -183,3 +183,45 @@ def test_phone_fast_path_accepts_only_what_the_library_accepts_identically() -> 
     accepted = [(r, g, f) for r, g, f in zip(raws, regs, fast, strict=True) if f is not None]
     assert len(accepted) > 200
     assert [(r, g, f) for r, g, f in accepted if library_phone(r, g) != f] == []
+
+
+def test_phone_replay_decisions_accept_and_reject_exactly_as_the_library() -> None:
+    import numpy as np
+    import pyarrow as pa
+
+    from moments_pipeline.identity._phone_fast import decide_phones
+
+    rng = random.Random(23)
+    names = ["CH", "DE", "GB", "US", "FR", "IT", "RU", "BR", "AR", "MX", "IN", "JP", "AU", "XX"]
+    national = {"CH": "79", "DE": "30", "GB": "7400", "US": "201", "FR": "6", "IT": "3"}
+    raws, codes = [], []
+    for _ in range(8000):
+        code = rng.randrange(-1, len(names))
+        region = names[code] if code >= 0 else rng.choice(list(national))
+        body = str(rng.randint(0, 10 ** rng.randint(1, 12)))
+        lead = national.get(region, "9")
+        shape = rng.randint(0, 9)
+        raw = [
+            "0" + lead + body,  # national with trunk prefix
+            lead + body,  # national without it
+            "00" + rng.choice(["1", "41", "44", "49", "0", "7", "39", "800"]) + body,
+            "011 " + rng.choice(["41", "44", "1"]) + body,
+            "+" + rng.choice(["1", "41", "44", "49", "33", "39", "7", "0", "800", "999"]) + body,
+            "+44 (0)" + lead + body,
+            "+41 0" + lead + body,  # trunk prefix after the country code
+            "1" + body,  # starts with the US calling code
+            f" {lead}-{body[:3]}.{body[3:]} ",
+            body[:2],
+        ][shape].strip()
+        raws.append(raw)
+        codes.append(code)
+    digits, decided = decide_phones(pa.array(raws, type=pa.large_string()), np.array(codes), names)
+    regions = [names[c] if c >= 0 else None for c in codes]
+    checked = [
+        (raw, region, got)
+        for raw, region, got, sure in zip(raws, regions, digits, decided, strict=True)
+        if sure
+    ]
+    assert sum(g is None for _, _, g in checked) > 500  # rejections are decided too
+    assert sum(g is not None for _, _, g in checked) > 300
+    assert [(r, g, d) for r, g, d in checked if library_phone(r, g) != d] == []
