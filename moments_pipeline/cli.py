@@ -23,18 +23,19 @@ _SUBCOMMANDS: dict[str, tuple[str, str]] = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return its exit code."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="moments-pipeline")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (module_name, help_text) in _SUBCOMMANDS.items():
         sub_parser = sub.add_parser(name, help=help_text)
-        sub_parser.set_defaults(_module=module_name)
-    # Parse the subcommand name first, then let its module declare its own arguments.
-    known, _ = parser.parse_known_args(argv)
-    module = importlib.import_module(known._module)
-    sub_parser = sub.choices[known.command]
-    module.add_arguments(sub_parser)
-    args = parser.parse_args(argv)
-    return int(module.run(args))
+        # Only the chosen subcommand's module is imported, before parsing, so that its own
+        # arguments (and its --help) are known.
+        if args_list and args_list[0] == name:
+            module = importlib.import_module(module_name)
+            module.add_arguments(sub_parser)
+            sub_parser.set_defaults(_run=module.run)
+    args = parser.parse_args(args_list)
+    return int(args._run(args))
 
 
 if __name__ == "__main__":
