@@ -42,5 +42,6 @@ def distinct_per_group(groups: np.ndarray, members: np.ndarray) -> np.ndarray:
     """
     if len(groups) == 0:
         return np.zeros(0, dtype=np.int64)
-    pairs = pd.DataFrame({"g": groups, "m": members}).drop_duplicates()
-    return np.bincount(pairs["g"].to_numpy(), minlength=int(groups.max()) + 1)
+    width = int(members.max()) + 1
+    distinct = pd.unique(groups.astype(np.int64) * width + members)
+    return np.bincount(distinct // width, minlength=int(groups.max()) + 1)

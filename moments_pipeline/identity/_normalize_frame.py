@@ -12,12 +12,14 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from moments_pipeline.config import AudienceConfig, IdentifierType
 from moments_pipeline.identity._emails import Normalized, normalize_emails
 from moments_pipeline.identity._phones import normalize_phones
 from moments_pipeline.identity._reasons import DroppedValueReason, QuarantineReason
-from moments_pipeline.identity._text import as_text
+from moments_pipeline.identity._text import as_text, from_arrow, to_arrow
 
 MAX_EXTERNAL_ID_LENGTH = 256
 MAX_OTHER_IDENTIFIER_LENGTH = 255
@@ -42,6 +44,7 @@ class NormalizedFrame:
         row_reason: Quarantine reason per row, None for rows that may be sent.
         uses: The long identifier table of the rows that may be sent.
         dropped: Rejected secondary values: ``row``, ``column``, ``value``, ``reason``.
+        code_values: The value of each identifier code (``uses['code']`` indexes it).
     """
 
     identify_by: pd.Series
@@ -49,6 +52,7 @@ class NormalizedFrame:
     row_reason: np.ndarray
     uses: pd.DataFrame
     dropped: pd.DataFrame
+    code_values: pa.Array
 
 
 def _normalize_identify_by(
@@ -112,23 +116,16 @@ def normalize_frame(frame: pd.DataFrame, audience: AudienceConfig) -> Normalized
     reason[idb_missing] = QuarantineReason.MISSING_IDENTIFY_BY.value
     alive = pd.isna(reason)
 
-    parts: list[pd.DataFrame] = []
-    dropped: list[pd.DataFrame] = []
     positions = np.arange(n, dtype=np.int64)
+    # One part per identifier column, identifyBy first so that a value listed both as the
+    # identifyBy and as a contact keeps the identifyBy flag when deduplicated below.
+    parts: list[tuple[str, str, pa.Array, np.ndarray, bool]] = []
+    dropped: list[pd.DataFrame] = []
 
     def add(kind: str, name: str, values: pd.Series, is_idb: bool) -> None:
         keep = alive & values.notna().to_numpy()
-        parts.append(
-            pd.DataFrame(
-                {
-                    "row": positions[keep],
-                    "kind": kind,
-                    "value": values.to_numpy()[keep],
-                    "column": name,
-                    "is_idb": is_idb,
-                }
-            )
-        )
+        rows = positions[keep]
+        parts.append((kind, name, to_arrow(values).take(pa.array(rows)), rows, is_idb))
 
     add(idb_kind, identity.identify_by.column, idb.values, True)
     if identity.external_id:
@@ -139,7 +136,9 @@ def normalize_frame(frame: pd.DataFrame, audience: AudienceConfig) -> Normalized
     ):
         for name in names:
             normalized = column(kind, name)
-            add(kind, name, normalized.values, False)
+            # The identifyBy column listed as a contact too: its uses are already there.
+            if (kind, name) != (idb_kind, identity.identify_by.column):
+                add(kind, name, normalized.values, False)
             bad = alive & normalized.invalid.to_numpy()
             if bad.any():
                 dropped.append(
@@ -147,36 +146,61 @@ def normalize_frame(frame: pd.DataFrame, audience: AudienceConfig) -> Normalized
                         {
                             "row": positions[bad],
                             "column": name,
-                            "value": as_text(frame[name]).to_numpy()[bad],
+                            "value": as_text(frame[name].iloc[positions[bad]]).to_numpy(),
                             "reason": reason_code.value,
                         }
                     )
                 )
-    uses = pd.concat(parts, ignore_index=True)
-    uses["kind"] = uses["kind"].astype("category")
-    uses["column"] = uses["column"].astype("category")
-    # A column listed both as identifyBy and as a contact gives the same use twice; keep the
-    # identifyBy one (sorted first) so the flag survives.
-    uses = uses.sort_values(["row", "is_idb"], ascending=[True, False], kind="stable")
-    uses = uses.drop_duplicates(["row", "kind", "value"]).reset_index(drop=True)
-    uses["code"] = _codes(uses)
+    uses, code_values = _uses_table(parts)
     dropped_frame = (
         pd.concat(dropped, ignore_index=True)
         if dropped
         else pd.DataFrame({"row": [], "column": [], "value": [], "reason": []})
     )
-    return NormalizedFrame(idb.values, ext, reason, uses, dropped_frame)
+    return NormalizedFrame(idb.values, ext, reason, uses, dropped_frame, code_values)
 
 
-def _codes(uses: pd.DataFrame) -> np.ndarray:
-    """Dense code per (kind, value) pair, factorizing each kind separately (no string concat)."""
-    codes = np.empty(len(uses), dtype=np.int64)
+def _uses_table(
+    parts: list[tuple[str, str, pa.Array, np.ndarray, bool]],
+) -> tuple[pd.DataFrame, pa.Array]:
+    """The long table, with a dense code per (kind, value) computed once per kind."""
+    kinds = list(dict.fromkeys(kind for kind, *_ in parts))
+    columns = list(dict.fromkeys(name for _, name, *_ in parts))
+    codes: list[np.ndarray] = [np.empty(0, dtype=np.int64)] * len(parts)
+    dictionaries: list[pa.Array] = [pa.array([], type=pa.large_string())]
     offset = 0
-    kinds = uses["kind"].cat.codes.to_numpy()
-    values = uses["value"].to_numpy()
-    for k in np.unique(kinds):
-        where = np.flatnonzero(kinds == k)
-        local, uniques = pd.factorize(values[where])
-        codes[where] = local + offset
-        offset += len(uniques)
-    return codes
+    for kind in kinds:
+        members = [i for i, part in enumerate(parts) if part[0] == kind]
+        joined = pa.concat_arrays([parts[i][2] for i in members])
+        encoded = pc.dictionary_encode(joined)
+        local = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+        start = 0
+        for i in members:
+            size = len(parts[i][3])
+            codes[i] = local[start : start + size] + offset
+            start += size
+        offset += len(encoded.dictionary)
+        dictionaries.append(encoded.dictionary.cast(pa.large_string()))
+    row = np.concatenate([p[3] for p in parts])
+    code = np.concatenate(codes)
+    # Stable by row: within a row the parts keep their order (identifyBy first).
+    order = np.argsort(row, kind="stable")
+    row, code = row[order], code[order]
+    first = ~pd.Series(row * offset + code).duplicated().to_numpy()
+    order, row, code = order[first], row[first], code[first]
+    sizes = [len(p[3]) for p in parts]
+    part_of = np.repeat(np.arange(len(parts)), sizes)[order]
+    kind_index = np.array([kinds.index(p[0]) for p in parts])[part_of]
+    column_index = np.array([columns.index(p[1]) for p in parts])[part_of]
+    values = pa.concat_arrays([p[2] for p in parts]).take(pa.array(order))
+    table = pd.DataFrame(
+        {
+            "row": row,
+            "kind": pd.Categorical.from_codes(kind_index, categories=kinds),
+            "value": from_arrow(values),
+            "column": pd.Categorical.from_codes(column_index, categories=columns),
+            "is_idb": np.array([p[4] for p in parts])[part_of],
+            "code": code,
+        }
+    )
+    return table, pa.concat_arrays(dictionaries)

@@ -10,9 +10,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from moments_pipeline.config import AudienceConfig, IdentifierType
 from moments_pipeline.identity._normalize_frame import EXTERNAL_ID
+from moments_pipeline.identity._text import from_arrow, to_arrow
 
 IDENTITY_COLUMNS = ["kind", "identifier", "person_key"]
 
@@ -21,12 +23,32 @@ class IdentityInvariantError(AssertionError):
     """An identifier would be sent for two different participants (a merge risk)."""
 
 
-def _lists(group: np.ndarray, values: np.ndarray, n_groups: int) -> list[list[Any]]:
+def _lists(group: np.ndarray, values: pa.Array, n_groups: int) -> list[list[Any]]:
     """Values gathered per group label ``0..n_groups-1`` (stable order within a group)."""
     order = np.argsort(group, kind="stable")
-    sorted_values = values[order].tolist()
-    bounds = np.searchsorted(group[order], np.arange(n_groups + 1)).tolist()
-    return [sorted_values[bounds[i] : bounds[i + 1]] for i in range(n_groups)]
+    offsets = np.searchsorted(group[order], np.arange(n_groups + 1)).astype(np.int64)
+    nested = pa.LargeListArray.from_arrays(pa.array(offsets), values.take(pa.array(order)))
+    return nested.to_pylist()
+
+
+def _first_pairs(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """Mask of the first occurrence of each (first, second) pair of non-negative ints."""
+    width = int(second.max()) + 1 if len(second) else 1
+    return ~pd.Series(first * width + second).duplicated().to_numpy()
+
+
+def _check_codes(
+    person: np.ndarray, code: np.ndarray, code_values: pa.Array, audience: AudienceConfig
+) -> None:
+    """Raise if an identifier code is carried by two persons (pairs may repeat)."""
+    keep = _first_pairs(person, code)
+    owners = pd.Series(code[keep]).value_counts()
+    shared = owners[owners.to_numpy() > 1]
+    if len(shared):
+        sample = code_values.take(pa.array(shared.index.to_numpy()[:5])).to_pylist()
+        raise IdentityInvariantError(
+            f"audience {audience.name!r}: identifiers shared by participants: {sample}"
+        )
 
 
 def build_participants(
@@ -34,8 +56,9 @@ def build_participants(
     audience: AudienceConfig,
     row_ids: pd.Series,
     uses: pd.DataFrame,
+    code_values: pa.Array,
     alive: np.ndarray,
-    pk_text: np.ndarray,
+    pk_text: pd.Series,
     pk_code: np.ndarray,
     rank: np.ndarray,
 ) -> tuple[pd.DataFrame, np.ndarray]:
@@ -43,11 +66,15 @@ def build_participants(
 
     The representative row (attributes, identifyBy) is the most recent by ``rank``, the
     first on ties. Every email/phone identifier of the person's rows, identifyBy values
-    included, becomes a contact.
+    included, becomes a contact. Checks, on the identifier codes the lists are built from,
+    that no identifier belongs to two participants.
 
     Returns:
         The participants frame and a mask of rows that cannot be sent because their
         non-contact identifyBy differs from the representative's.
+
+    Raises:
+        IdentityInvariantError: An identifier would be sent for two participants (a bug).
     """
     spec = audience.identity.identify_by
     n = len(frame)
@@ -62,39 +89,45 @@ def build_participants(
     person = np.full(n, -1, dtype=np.int64)
     person[live] = person_of_pk[pk_code[live]]
 
-    idb_rows = uses[uses["is_idb"].to_numpy()]
-    idb_value = np.full(n, None, dtype=object)
-    idb_value[idb_rows["row"].to_numpy()] = idb_rows["value"].to_numpy()
+    use_row = uses["row"].to_numpy()
+    use_code = uses["code"].to_numpy()
+    is_idb = uses["is_idb"].to_numpy()
+    idb_code = np.full(n, -1, dtype=np.int64)
+    idb_code[use_row[is_idb]] = use_code[is_idb]
     unsendable = np.zeros(n, dtype=bool)
     if spec.type not in (IdentifierType.EMAIL, IdentifierType.PHONE):
-        rep_value = idb_value[reps][person[live]]
-        unsendable[live] = idb_value[live] != rep_value
+        unsendable[live] = idb_code[live] != idb_code[reps][person[live]]
         if unsendable.any():
             person[unsendable] = -1
-            uses = uses[~unsendable[uses["row"].to_numpy()]]
+    sent = person[use_row] >= 0
+    use_row, use_code = use_row[sent], use_code[sent]
+    use_person = person[use_row]
+    kinds = np.asarray(uses["kind"].cat.categories)[uses["kind"].cat.codes.to_numpy()[sent]]
+    _check_codes(use_person, use_code, code_values, audience)
 
     n_persons = len(reps)
-    use_person = person[uses["row"].to_numpy()]
-    kinds = uses["kind"].astype(str).to_numpy()
-    values = uses["value"].to_numpy()
     contact_lists = {}
     for kind in ("EMAIL", "PHONE"):
         sel = kinds == kind
-        contacts = pd.DataFrame({"p": use_person[sel], "v": values[sel]}).drop_duplicates()
-        contact_lists[kind] = _lists(contacts["p"].to_numpy(), contacts["v"].to_numpy(), n_persons)
+        p, c = use_person[sel], use_code[sel]
+        keep = _first_pairs(p, c)
+        contact_lists[kind] = _lists(p[keep], code_values.take(pa.array(c[keep])), n_persons)
     rows_alive = np.flatnonzero(person >= 0)
-    source_rows = _lists(person[rows_alive], row_ids.to_numpy()[rows_alive], n_persons)
+    source_rows = _lists(
+        person[rows_alive], to_arrow(row_ids).take(pa.array(rows_alive)), n_persons
+    )
 
-    ext = np.full(n, None, dtype=object)
-    ext_uses = uses[kinds == EXTERNAL_ID]
-    ext[ext_uses["row"].to_numpy()] = ext_uses["value"].to_numpy()
+    ext_code = np.full(n, -1, dtype=np.int64)
+    ext_uses = kinds == EXTERNAL_ID
+    ext_code[use_row[ext_uses]] = use_code[ext_uses]
+    rep_ext = ext_code[reps]
     participants = pd.DataFrame(
         {
-            "person_key": pk_text[reps],
+            "person_key": from_arrow(to_arrow(pk_text).take(pa.array(reps))),
             "identify_by_type": spec.type.value,
-            "identify_by": idb_value[reps],
+            "identify_by": from_arrow(code_values.take(pa.array(idb_code[reps]))),
             "sender": spec.sender,
-            "external_id": ext[reps],
+            "external_id": from_arrow(code_values.take(pa.array(rep_ext, mask=rep_ext < 0))),
             "emails": contact_lists["EMAIL"],
             "phones": contact_lists["PHONE"],
             "source_rows": source_rows,

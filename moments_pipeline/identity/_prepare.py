@@ -18,7 +18,7 @@ import pandas as pd
 from moments_pipeline.config import AudienceConfig, ConflictPolicy
 from moments_pipeline.identity._graph import distinct_per_group, row_components
 from moments_pipeline.identity._normalize_frame import EXTERNAL_ID, normalize_frame
-from moments_pipeline.identity._participants import build_participants, check_unique_identifiers
+from moments_pipeline.identity._participants import build_participants
 from moments_pipeline.identity._prior_profiles import load_prior_profiles, resolve_profiles
 from moments_pipeline.identity._reasons import DroppedValueReason, QuarantineReason
 from moments_pipeline.identity._text import STRING_DTYPE, as_text
@@ -143,7 +143,7 @@ def prepare_audience(
     pk_text = ("EXTERNAL_ID:" + norm.external_id).where(
         norm.external_id.notna(), uses_kind_prefix(audience) + norm.identify_by
     )
-    pk_code, _ = pd.factorize(pk_text.to_numpy(), use_na_sentinel=True)
+    pk_code = _person_codes(uses, n)
 
     def quarantine(mask: np.ndarray, code: QuarantineReason, text: np.ndarray | str) -> None:
         reason[mask] = code.value
@@ -177,7 +177,7 @@ def prepare_audience(
             winner = pd.Series(best["pk"].to_numpy(), index=best["comp"].to_numpy())
             loser = np.zeros(n, dtype=bool)
             loser[rows] = winner.reindex(comp_of_row[rows]).to_numpy() != pk_code[rows]
-            kept = pk_text.to_numpy()[np.asarray(best["pos"].to_numpy())]
+            kept = pk_text.to_numpy(dtype=object)[np.asarray(best["pos"].to_numpy())]
             kept_by_comp = dict(zip(best["comp"].tolist(), kept.tolist(), strict=True))
             note = _per_row(comp_of_row, loser, kept_by_comp)
             text = np.array(
@@ -219,7 +219,7 @@ def prepare_audience(
     anchor_by_key: dict[str, str] = {}
     if prior_identities is not None and len(prior_identities):
         resolution = resolve_profiles(
-            uses, pk_text.to_numpy(), load_prior_profiles(prior_identities)
+            uses, pk_text.to_numpy(dtype=object), load_prior_profiles(prior_identities)
         )
         quarantine(
             resolution.would_merge,
@@ -239,7 +239,7 @@ def prepare_audience(
     recency = audience.conflicts.recency_column
     rank = _rank(frame[recency]) if recency else np.zeros(n)
     participants, unsendable = build_participants(
-        frame, audience, row_ids, uses, alive, pk_text.to_numpy(), pk_code, rank
+        frame, audience, row_ids, uses, norm.code_values, alive, pk_text, pk_code, rank
     )
     if unsendable.any():
         quarantine(
@@ -250,8 +250,22 @@ def prepare_audience(
     keys = participants["person_key"]
     anchors = keys.map(anchor_by_key).fillna(keys) if anchor_by_key else keys.copy()
     participants.insert(1, "profile_anchor", anchors)
-    check_unique_identifiers(participants, audience)
     return _result(frame, audience, row_ids, participants, reason, detail, dropped)
+
+
+def _person_codes(uses: pd.DataFrame, n: int) -> np.ndarray:
+    """Person key per row as an identifier code: the externalId's, else the identifyBy's.
+
+    Codes are unique across kinds, so equal codes mean equal person-key texts; -1 for rows
+    without identifiers (quarantined ones).
+    """
+    codes = np.full(n, -1, dtype=np.int64)
+    rows, code = uses["row"].to_numpy(), uses["code"].to_numpy()
+    idb = uses["is_idb"].to_numpy()
+    codes[rows[idb]] = code[idb]
+    ext = (uses["kind"] == EXTERNAL_ID).to_numpy()
+    codes[rows[ext]] = code[ext]
+    return codes
 
 
 def uses_kind_prefix(audience: AudienceConfig) -> str:
@@ -295,18 +309,18 @@ def _result(
     ]
     quarantine = pd.DataFrame(
         {
-            "row_id": row_ids.to_numpy()[quarantined],
+            "row_id": row_ids.iloc[quarantined].to_numpy(),
             "reason": reason[quarantined].astype(str),
             "detail": detail[quarantined].astype(str),
         }
     )
     for c in raw_columns:
-        quarantine[c] = as_text(frame[c]).to_numpy()[quarantined]
+        quarantine[c] = as_text(frame[c].iloc[quarantined]).to_numpy()
     dropped_frame = pd.concat([d for d in dropped if len(d)] or [dropped[0]], ignore_index=True)
     dropped_frame = dropped_frame[~np.isin(dropped_frame["row"].to_numpy(), quarantined)]
     dropped_values = pd.DataFrame(
         {
-            "row_id": row_ids.to_numpy()[dropped_frame["row"].to_numpy(dtype=np.int64)],
+            "row_id": row_ids.iloc[dropped_frame["row"].to_numpy(dtype=np.int64)].to_numpy(),
             "column": dropped_frame["column"].astype(str).to_numpy(),
             "value": dropped_frame["value"].to_numpy(),
             "reason": dropped_frame["reason"].astype(str).to_numpy(),
@@ -315,7 +329,7 @@ def _result(
     counts = {
         "input_rows": len(frame),
         "participants": len(participants),
-        "participant_rows": int(participants["source_rows"].map(len).sum()),
+        "participant_rows": sum(map(len, participants["source_rows"].tolist())),
         "quarantined_rows": len(quarantine),
         "dropped_values": len(dropped_values),
     }
