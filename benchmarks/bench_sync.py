@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import contextlib
 import gc
+import itertools
 import json
 import os
 import socket
@@ -94,6 +95,55 @@ def served_emulator(latency_ms: int) -> Iterator[str]:
             proc.kill()
 
 
+class GcTimer:
+    """Times the cyclic collector's pauses in this process (gen 2 = full collections)."""
+
+    def __init__(self) -> None:
+        self.started: float | None = None
+        self.pauses: dict[int, list[float]] = {0: [], 1: [], 2: []}
+
+    def __call__(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self.started = time.perf_counter()
+        elif self.started is not None:
+            self.pauses[info["generation"]].append(time.perf_counter() - self.started)
+            self.started = None
+
+    def summary(self) -> dict[str, Any]:
+        every = [p for ps in self.pauses.values() for p in ps]
+        return {
+            "gc_full_collections": len(self.pauses[2]),
+            "gc_total_s": round(sum(every), 3),
+            "gc_max_pause_ms": round(max(every, default=0.0) * 1000, 1),
+        }
+
+
+async def loop_lag_probe(lags: list[float], interval_s: float = 0.02) -> None:
+    """Record how late the event loop wakes a 20 ms sleeper (its longest stalls)."""
+    while True:
+        due = time.perf_counter() + interval_s
+        await asyncio.sleep(interval_s)
+        lags.append(time.perf_counter() - due)
+
+
+def arrival_view(base_url: str) -> dict[str, Any]:
+    """How evenly add requests arrived at the emulator's limiter (its request log)."""
+    entries = httpx.get(base_url + "/_emulator/requests", timeout=30).json()
+    arrivals = sorted(e["time"] for e in entries if e.get("operation") == "add-flow-participants")
+    gaps = [b - a for a, b in itertools.pairwise(arrivals)]
+    # The limiter allows 10 arrivals per 0.95 s: an 11th within 0.95 s of the 1st is a 429.
+    spans = [arrivals[i + 10] - arrivals[i] for i in range(len(arrivals) - 10)]
+    return {
+        "logged_adds": len(arrivals),
+        "logged_429": sum(1 for e in entries if e.get("status") == 429),
+        "arrival_min_11_span_s": round(min(spans), 4) if spans else None,
+        "arrival_gap_max_s": round(max(gaps), 3) if gaps else None,
+        "arrival_gaps_over_150ms": sum(1 for g in gaps if g > 0.15),
+        "arrival_11_spans_under_950ms": sum(1 for s in spans if s < 0.95),
+        "arrival_first_to_last_s": round(arrivals[-1] - arrivals[0], 2) if arrivals else None,
+    }
+
+
 def generate_audience(warehouse: DuckDBWarehouse, rows: int) -> None:
     """An audience table of ``rows`` distinct people (unique email, phone and externalId)."""
     warehouse.execute(
@@ -160,6 +210,10 @@ async def run_sync(
         async with MomentsClient(config) as client:
             destination = MomentsFlowDestination(client, notify_url=server.notify_url)
             engine = SyncEngine(destination, ledger, options=options)
+            lags: list[float] = []
+            probe = asyncio.create_task(loop_lag_probe(lags))
+            gc_timer = GcTimer()
+            gc.callbacks.append(gc_timer)
             wall0 = time.perf_counter()
             # Millions of fresh dicts would trigger full collections over all of them again
             # and again; collect once afterwards and move them out of the collector's sight.
@@ -175,6 +229,8 @@ async def run_sync(
                 participants=participants,
             )
             seconds = time.perf_counter() - wall0
+            gc.callbacks.remove(gc_timer)
+            probe.cancel()
             stats = client.stats
     stored = warehouse.fetch_all(
         f"SELECT status, count(*) FROM {ledger.status} GROUP BY status ORDER BY status"
@@ -187,6 +243,11 @@ async def run_sync(
         "http_429": stats.http_429,
         "requests": stats.requests,
         "stored_statuses": {s: int(n) for s, n in stored},
+        "diagnostics": {
+            **gc_timer.summary(),
+            "loop_lag_max_ms": round(max(lags, default=0.0) * 1000, 1),
+            "loop_lags_over_100ms": sum(1 for lag in lags if lag > 0.1),
+        },
     }
 
 
@@ -202,8 +263,10 @@ def main() -> int:
     parser.add_argument("--report-deadline-s", type=float, default=120.0)
     args = parser.parse_args()
 
+    load_before = os.getloadavg()
     with served_emulator(args.latency_ms) as base_url, tempfile.TemporaryDirectory() as tmp:
         out = asyncio.run(run_sync(base_url, Path(tmp) / "bench.duckdb", args.rows, args))
+        arrivals = arrival_view(base_url)
         flows = httpx.get(base_url + "/_emulator/flows", timeout=120).json()
         merges = httpx.get(base_url + "/_emulator/merges", timeout=120).json()
     result = out["result"]
@@ -221,6 +284,10 @@ def main() -> int:
         "stored_statuses": out["stored_statuses"],
         "held_batches": len(result.held_batches),
         "flow_members": members,
+        **out["diagnostics"],
+        **arrivals,
+        "load_before": [round(x, 2) for x in load_before],
+        "load_after": [round(x, 2) for x in os.getloadavg()],
     }
     print(json.dumps(detail))
     summary = {

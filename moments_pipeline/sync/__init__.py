@@ -27,6 +27,7 @@ from ._batching import (
     plan_batches,
 )
 from ._clock import Clock, MonotonicClock
+from ._columns import BatchMembers
 from ._destination import MomentsFlowDestination, ledger_callback_handler, report_from_model
 from ._engine import SENDING_AT_CRASH, SyncEngine, SyncOptions
 from ._ledger_sql import SqlLedgerStore
@@ -56,6 +57,7 @@ __all__ = [
     "MAX_BATCH_SIZE",
     "SENDING_AT_CRASH",
     "BatchMember",
+    "BatchMembers",
     "BatchRecord",
     "BatchState",
     "Clock",

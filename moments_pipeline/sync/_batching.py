@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from ._columns import BatchMembers
 from ._protocols import BatchMember
 
 MAX_BATCH_SIZE = 1000
@@ -40,10 +41,16 @@ class DuplicateIdentifierError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class SyncParticipant:
-    """One person to put in the flow: its stable key and its FlowParticipant body."""
+    """One person to put in the flow: its stable key and its FlowParticipant body.
+
+    ``profile_anchor`` is the identity layer's ``profile_anchor`` (the Infobip profile this
+    person updates); the identity ledger records the person's identifiers under it. None means
+    the person key.
+    """
 
     person_key: str
     body: Mapping[str, Any]
+    profile_anchor: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +60,8 @@ class PlannedBatch:
     batch_id: str
     attempt: int
     participants: tuple[SyncParticipant, ...]
-    members: tuple[BatchMember, ...]
+    members: Sequence[BatchMember]
+    """Columnar (``BatchMembers``); reads as a sequence of ``BatchMember``."""
 
 
 def mask_identifier(identifier: str) -> str:
@@ -217,10 +225,22 @@ def plan_batches(
         while batch_id in taken_ids:
             attempt += 1
             batch_id = batch_id_for(audience, partition_key, campaign_id, content, attempt)
-        members = tuple(
-            BatchMember(batch_id, p.person_key, kind, identifier, flag)
-            for p in chunk
-            for kind, identifier, flag in identifiers_of(p.body)
-        )
-        planned.append(PlannedBatch(batch_id, attempt, chunk, members))
+        planned.append(PlannedBatch(batch_id, attempt, chunk, members_of(batch_id, chunk)))
     return planned
+
+
+def members_of(batch_id: str, participants: Iterable[SyncParticipant]) -> BatchMembers:
+    """The identifiers of a batch's participants, as columns (no object per identifier)."""
+    members = BatchMembers([], [], [], [], [], [])
+    keys, kinds, values = members.person_keys, members.kinds, members.identifiers
+    flags, anchors = members.is_identify_by, members.anchors
+    for p in participants:
+        key, anchor = p.person_key, p.profile_anchor
+        for kind, identifier, flag in identifiers_of(p.body):
+            keys.append(key)
+            kinds.append(kind)
+            values.append(identifier)
+            flags.append(flag)
+            anchors.append(anchor)
+    members.batch_ids.extend([batch_id] * len(keys))
+    return members

@@ -126,10 +126,21 @@ def ledger_callback_handler(
 
     Reports without callbackData are not ours (every engine request carries its batch id) and
     are ignored. Use as ``CallbackReceiver(handler=ledger_callback_handler(ledger))``.
+
+    A ledger with ``record_callback_json`` (``SqlLedgerStore``) gets the report as the spec's
+    JSON text, serialized once in pydantic's core: the receiver runs in a thread of the sending
+    process, and building a thousand verdict objects per report there took the GIL from the
+    loop that paces the sends.
     """
+    record_json = getattr(ledger, "record_callback_json", None)
 
     def record(model: FlowParticipantsReportResponse) -> None:
-        if model.callback_data:
+        if not model.callback_data:
+            return
+        if record_json is not None:
+            payload = model.model_dump_json(by_alias=True)
+            record_json(model.callback_data, model.operation_id, model.campaign_id, payload)
+        else:
             ledger.record_callback(model.callback_data, report_from_model(model))
 
     return record

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -29,8 +30,8 @@ from ._batching import (
     plan_batches,
 )
 from ._clock import Clock, MonotonicClock
+from ._columns import BatchMembers
 from ._protocols import (
-    BatchMember,
     BatchRecord,
     BatchState,
     FlowDestination,
@@ -72,6 +73,12 @@ class SyncOptions:
         plan_chunk_batches: batches planned and recorded per step of the planning pipeline.
         not_sent_retries: extra attempts for a request known not to have been processed.
         rejected_samples: rejected participants to keep in the result.
+        freeze_gc: move the run's long-lived objects (the input, the plan, received reports)
+            out of the cyclic garbage collector's sight while the run lasts (``gc.freeze``),
+            so full collections do not rescan millions of objects and stall the sends
+            (pauses of seconds at a million participants). Unfrozen when the run ends unless
+            something else had frozen objects before. They are still freed by reference
+            counting; only reference cycles wait for the end of the run.
     """
 
     batch_size: int = MAX_BATCH_SIZE
@@ -86,6 +93,7 @@ class SyncOptions:
     plan_chunk_batches: int = 10
     not_sent_retries: int = 2
     rejected_samples: int = 20
+    freeze_gc: bool = True
 
     def __post_init__(self) -> None:
         if not 1 <= self.batch_size <= MAX_BATCH_SIZE:
@@ -99,7 +107,7 @@ class _Batch:
     """A batch while the run handles it."""
 
     record: BatchRecord
-    members: list[BatchMember]
+    members: BatchMembers
     participants: tuple[SyncParticipant, ...] | None
     sent_at: float | None = None
     held_at: float | None = None
@@ -114,17 +122,46 @@ class _Batch:
 
 
 class _Ledger:
-    """Runs ledger calls one at a time on a worker thread, off the event loop."""
+    """Runs ledger calls one at a time on a worker thread, off the event loop.
+
+    SENDING marks have a worker of their own: they gate every request, and queued behind a
+    bulk write (a planned chunk, a flush of statuses) they would leave the pipe empty.
+    """
 
     def __init__(self, store: LedgerStore) -> None:
         self.store = store
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sync-ledger")
+        self._marks = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sync-ledger-mark")
 
     async def __call__(self, fn: Callable[..., _T], *args: Any) -> _T:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
 
+    async def mark_sending(self, batch_id: str) -> None:
+        await asyncio.get_running_loop().run_in_executor(
+            self._marks, self.store.mark_sending, batch_id
+        )
+
     def close(self) -> None:
         self._pool.shutdown(wait=True)
+        self._marks.shutdown(wait=True)
+
+
+class _GcFreezer:
+    """``gc.freeze`` for the length of a run (see ``SyncOptions.freeze_gc``)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        # Someone else froze objects before us (e.g. a caller that froze its input): leave
+        # the permanent generation as we found it, frozen.
+        self._unfreeze = enabled and gc.get_freeze_count() == 0
+
+    def freeze(self) -> None:
+        if self.enabled:
+            gc.freeze()  # O(1): splices the generations onto the permanent one
+
+    def release(self) -> None:
+        if self._unfreeze:
+            gc.unfreeze()
 
 
 class SyncEngine:
@@ -199,6 +236,7 @@ class _Run:
         self.sends_done_at: float | None = None
         self.planner: asyncio.Task[None] | None = None
         self.guard = UniquenessGuard()
+        self.gc = _GcFreezer(self.opts.freeze_gc)
 
     async def execute(
         self, participants: Sequence[SyncParticipant], quarantine: Sequence[QuarantineRow]
@@ -208,6 +246,7 @@ class _Run:
             await self.db(self.db.store.ensure_schema)
             await self._record_quarantine(quarantine)
             to_send, taken_ids = await self._resume(participants)
+            self.gc.freeze()
             self.planner = asyncio.create_task(self._plan_and_send(to_send, taken_ids))
             await self._collect()
             await self._finish()
@@ -218,6 +257,7 @@ class _Run:
                 if batch.poll is not None:
                     batch.poll.cancel()
             self.db.close()
+            self.gc.release()
         self.result.duration_s = self.clock.now() - started
         if self.planner is not None and not self.planner.cancelled():
             failure = self.planner.exception()
@@ -244,11 +284,14 @@ class _Run:
         if stale:  # never left: forget them and plan again from the current input
             await self.db(store.discard_planned, stale)
         live = [b for b in existing if b.state in _LIVE_STATES]
-        members = await self.db(store.batch_members, [b.batch_id for b in live])
-        by_batch: dict[str, list[BatchMember]] = {b.batch_id: [] for b in live}
-        for m in members:
-            by_batch[m.batch_id].append(m)
-        claimed = {m.person_key for m in members}
+        members = BatchMembers.from_members(
+            await self.db(store.batch_members, [b.batch_id for b in live])
+        )
+        rows_of: dict[str, list[int]] = {b.batch_id: [] for b in live}
+        for index, batch_id in enumerate(members.batch_ids):
+            rows_of[batch_id].append(index)
+        by_batch = {b: _take(members, rows) for b, rows in rows_of.items()}
+        claimed = set(members.person_keys)
         crashed: list[BatchRecord] = []
         for record in live:
             if record.state is BatchState.SENDING:
@@ -300,12 +343,13 @@ class _Run:
                 )
                 for p in planned
             ]
-            members = [m for p in planned for m in p.members]
+            members = BatchMembers.concat(_columns_of(p) for p in planned)
             await self.db(self.db.store.plan_batches, records, members)
             for record, plan in zip(records, planned, strict=True):
-                batch = _Batch(record, list(plan.members), plan.participants)
+                batch = _Batch(record, _columns_of(plan), plan.participants)
                 self.batches[record.batch_id] = batch
                 self._spawn_send(batch)
+            self.gc.freeze()
 
     def _plan_chunk(self, chunk: list[SyncParticipant], taken_ids: set[str]) -> list[PlannedBatch]:
         self.guard.check(chunk)
@@ -318,9 +362,9 @@ class _Run:
             taken_ids=taken_ids,
         )
 
-    def _bodies(self, members: list[BatchMember]) -> tuple[SyncParticipant, ...] | None:
+    def _bodies(self, members: BatchMembers) -> tuple[SyncParticipant, ...] | None:
         """Rebuild a batch's bodies from the current input (None if someone is missing)."""
-        keys = sorted({m.person_key for m in members})
+        keys = sorted(set(members.person_keys))
         bodies = [self.body_by_key.get(k) for k in keys]
         if any(b is None for b in bodies):
             return None
@@ -341,7 +385,7 @@ class _Run:
             for attempt in range(self.opts.not_sent_retries + 1):
                 # The SENDING mark must be durable before the body leaves: after a crash it is
                 # what tells a later run that this request may have been queued.
-                await self.db(self.db.store.mark_sending, batch.record.batch_id)
+                await self.db.mark_sending(batch.record.batch_id)
                 outcome = await self._send_once(bodies, batch.record.batch_id)
                 if outcome.kind is not SendKind.NOT_SENT:
                     break
@@ -492,11 +536,15 @@ class _Run:
         batch.record = dataclasses.replace(batch.record, state=BatchState.REPORTED)
         self.pending_updates[batch.record.batch_id] = batch.record
         rows = statuses_from_reports(batch.context, batch.members, batch.reports)
+        batch.reports = []  # a thousand verdicts per batch: the status rows now hold them
         self._count(rows)
         self.pending_statuses.extend(rows)
 
     async def _flush(self) -> None:
         self.last_flush = self.clock.now()
+        # Received reports (the receiver keeps its own copies) and the plan accumulate for the
+        # whole run: keep them out of the full collections that would otherwise stall sends.
+        self.gc.freeze()
         updates = list(self.pending_updates.values())
         statuses = self.pending_statuses
         self.pending_updates, self.pending_statuses = {}, []
@@ -575,17 +623,16 @@ class _Run:
                 row.status == "REJECTED"
                 and len(result.rejected_samples) < self.opts.rejected_samples
             ):
-                member = next(
-                    m
-                    for m in self.batches[row.batch_id or ""].members
-                    if m.person_key == row.person_key and m.is_identify_by
+                kind, identifier = next(
+                    (kind, identifier)
+                    for key, kind, identifier in self.batches[
+                        row.batch_id or ""
+                    ].members.identify_by()
+                    if key == row.person_key
                 )
                 result.rejected_samples.append(
                     RejectedSample(
-                        row.person_key,
-                        member.kind,
-                        mask_identifier(member.identifier),
-                        row.error_reason,
+                        row.person_key, kind, mask_identifier(identifier), row.error_reason
                     )
                 )
 
@@ -595,3 +642,19 @@ _LIVE_STATES = (BatchState.SENDING, BatchState.SENT, BatchState.HELD)
 
 def _person_key(participant: SyncParticipant) -> str:
     return participant.person_key
+
+
+def _columns_of(plan: PlannedBatch) -> BatchMembers:
+    return BatchMembers.from_members(plan.members)
+
+
+def _take(members: BatchMembers, rows: list[int]) -> BatchMembers:
+    """The given rows of ``members``, as columns of their own."""
+    return BatchMembers(
+        [members.batch_ids[i] for i in rows],
+        [members.person_keys[i] for i in rows],
+        [members.kinds[i] for i in rows],
+        [members.identifiers[i] for i in rows],
+        [members.is_identify_by[i] for i in rows],
+        [members.anchors[i] for i in rows],
+    )

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 import orjson
 import pandas as pd
 
+from ._columns import BatchMembers
 from ._protocols import (
     BatchMember,
     BatchRecord,
@@ -105,6 +106,9 @@ class SqlLedgerStore:
                 callback_data TEXT NOT NULL, operation_id TEXT NOT NULL,
                 campaign_id BIGINT NOT NULL, payload TEXT NOT NULL,
                 received_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP)""",
+            # Ledgers created before profile anchors were recorded gain the column (NULL: the
+            # person key is the anchor).
+            f"ALTER TABLE {self.members} ADD COLUMN IF NOT EXISTS profile_anchor TEXT",
             f"CREATE INDEX IF NOT EXISTS {self.outbox}_scope "
             f"ON {self.outbox} (audience, partition_key, campaign_id)",
             f"CREATE INDEX IF NOT EXISTS {self.callbacks_table}_key "
@@ -149,11 +153,11 @@ class SqlLedgerStore:
         members: list[BatchMember] = []
         for chunk in _chunks(list(batch_ids)):
             rows = self.warehouse.fetch_all(
-                f"SELECT batch_id, person_key, kind, identifier, is_identify_by "  # noqa: S608
-                f"FROM {self.members} WHERE batch_id IN ({_marks(len(chunk))})",
+                f"SELECT batch_id, person_key, kind, identifier, is_identify_by, "  # noqa: S608
+                f"profile_anchor FROM {self.members} WHERE batch_id IN ({_marks(len(chunk))})",
                 list(chunk),
             )
-            members.extend(BatchMember(r[0], r[1], r[2], r[3], bool(r[4])) for r in rows)
+            members.extend(BatchMember(r[0], r[1], r[2], r[3], bool(r[4]), r[5]) for r in rows)
         return members
 
     def plan_batches(self, batches: Sequence[BatchRecord], members: Sequence[BatchMember]) -> None:
@@ -172,13 +176,15 @@ class SqlLedgerStore:
                 "resent": pd.array([b.resent for b in batches], dtype=bool),
             }
         )
+        columns = BatchMembers.from_members(members)  # the engine already hands columns
         member_frame = pd.DataFrame(
             {
-                "batch_id": [m.batch_id for m in members],
-                "person_key": [m.person_key for m in members],
-                "kind": [m.kind for m in members],
-                "identifier": [m.identifier for m in members],
-                "is_identify_by": pd.array([m.is_identify_by for m in members], dtype=bool),
+                "batch_id": columns.batch_ids,
+                "person_key": columns.person_keys,
+                "kind": columns.kinds,
+                "identifier": columns.identifiers,
+                "is_identify_by": pd.array(columns.is_identify_by, dtype=bool),
+                "profile_anchor": pd.array(columns.anchors, dtype=object),
             }
         )
         with self.warehouse.transaction():
@@ -326,16 +332,26 @@ class SqlLedgerStore:
     def record_callback(self, callback_data: str, report: OperationReport) -> None:
         """Keep a report received on notifyUrl; replaces an earlier copy of the same one."""
         payload = orjson.dumps(report.to_payload()).decode()
+        self.record_callback_json(callback_data, report.operation_id, report.campaign_id, payload)
+
+    def record_callback_json(
+        self, callback_data: str, operation_id: str, campaign_id: int, payload: str
+    ) -> None:
+        """Keep a report given as the spec's FlowParticipantsReportResponse JSON text.
+
+        The cheap path for the callback receiver: no per-participant objects are built, so
+        ``payload`` must be what a serializer of the report produced (it is stored as given).
+        """
         with self.warehouse.transaction():
             self.warehouse.execute(
                 f"DELETE FROM {self.callbacks_table} "  # noqa: S608
                 "WHERE callback_data = ? AND operation_id = ?",
-                [callback_data, report.operation_id],
+                [callback_data, operation_id],
             )
             self.warehouse.execute(
                 f"INSERT INTO {self.callbacks_table} "  # noqa: S608
                 "(callback_data, operation_id, campaign_id, payload) VALUES (?, ?, ?, ?)",
-                [callback_data, report.operation_id, report.campaign_id, payload],
+                [callback_data, operation_id, campaign_id, payload],
             )
 
     def callbacks(self, callback_data: Sequence[str]) -> dict[str, list[OperationReport]]:
@@ -357,7 +373,8 @@ class SqlLedgerStore:
         """(kind, identifier, person key) of every identifier whose body may have left."""
         states = _marks(len(_SENT_OR_LATER))
         rows = self.warehouse.fetch_all(
-            f"SELECT DISTINCT m.kind, m.identifier, m.person_key FROM {self.members} m "  # noqa: S608
+            "SELECT DISTINCT m.kind, m.identifier, "  # noqa: S608
+            f"COALESCE(m.profile_anchor, m.person_key) FROM {self.members} m "
             f"JOIN {self.outbox} o ON o.batch_id = m.batch_id WHERE o.state IN ({states}) "
             "ORDER BY 1, 2, 3",
             list(_SENT_OR_LATER),

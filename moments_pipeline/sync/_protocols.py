@@ -146,6 +146,8 @@ class BatchMember:
 
     ``is_identify_by`` marks the participant's ``identifyBy`` (what reports name it by); the
     other rows are its ``externalId`` and contact identifiers, kept for the identity ledger.
+    ``profile_anchor`` is the Infobip profile the identity ledger records the identifier under
+    (the identity layer's ``profile_anchor``); None means the person key.
     """
 
     batch_id: str
@@ -153,6 +155,7 @@ class BatchMember:
     kind: str
     identifier: str
     is_identify_by: bool
+    profile_anchor: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,6 +304,9 @@ class LedgerStore(Protocol):
 
     def sent_identities(self) -> list[tuple[str, str, str]]:
         """Every identifier whose body may have left, as (kind, identifier, person key).
+
+        The person key is the member's ``profile_anchor`` when it has one: the identity ledger
+        models Infobip profiles, and a person of this audience may update an earlier profile.
 
         Batches SENDING or later, across all audiences: Infobip's People is account-wide.
         """

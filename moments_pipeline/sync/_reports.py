@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from ._columns import BatchMembers
 from ._protocols import BatchMember, OperationReport, ParticipantVerdict, StatusRow
 
 IN_FLOW_REASON = "REJECTED_PERSON_IN_FLOW"
@@ -67,10 +68,8 @@ def statuses_from_reports(
                 best[key] = (verdict, report.operation_id)
     fallback_operation = reports[-1].operation_id if reports else None
     rows: list[StatusRow] = []
-    for member in members:
-        if not member.is_identify_by:
-            continue
-        found = best.get(_key(member.kind, member.identifier))
+    for person_key, kind, identifier in BatchMembers.from_members(members).identify_by():
+        found = best.get(_key(kind, identifier))
         reason: str | None
         if found is None:
             status, reason, operation_id = "PENDING", MISSING_FROM_REPORT, fallback_operation
@@ -83,7 +82,7 @@ def statuses_from_reports(
         rows.append(
             StatusRow(
                 campaign_id=context.campaign_id,
-                person_key=member.person_key,
+                person_key=person_key,
                 audience=context.audience,
                 partition_key=context.partition_key,
                 batch_id=context.batch_id,
@@ -108,7 +107,7 @@ def statuses_without_report(
     return [
         StatusRow(
             campaign_id=context.campaign_id,
-            person_key=m.person_key,
+            person_key=person_key,
             audience=context.audience,
             partition_key=context.partition_key,
             batch_id=context.batch_id,
@@ -117,6 +116,5 @@ def statuses_without_report(
             error_reason=reason,
             delivered=False,
         )
-        for m in members
-        if m.is_identify_by
+        for person_key, _, _ in BatchMembers.from_members(members).identify_by()
     ]

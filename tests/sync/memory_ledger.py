@@ -140,7 +140,7 @@ class MemoryLedgerStore:
         with self._lock:
             return sorted(
                 {
-                    (m.kind, m.identifier, m.person_key)
+                    (m.kind, m.identifier, m.profile_anchor or m.person_key)
                     for b, ms in self.members.items()
                     if self.outbox[b].state in _SENT_OR_LATER
                     for m in ms
