@@ -34,7 +34,7 @@ demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
 
 emulator: $(STAMP)
-	$(BIN)/moments-pipeline emulator --host 127.0.0.1 --port 8089 --api-key dev-key
+	$(BIN)/moments-pipeline emulator --host 127.0.0.1 --port 8089 --api-key dev-key --config data_samples/emulator.yaml
 
 bench-emulator: $(STAMP)
 	$(BIN)/python benchmarks/bench_emulator.py

@@ -105,7 +105,14 @@ def run_audience(job: Any, instance: Any, name: str, base_url: str) -> tuple[boo
         for s in ("source", "participants", "quarantine", "flow_sync", "flow_report")
     ]
     started = time.perf_counter()
-    result = job.execute_in_process(instance=instance, asset_selection=keys, raise_on_error=False)
+    result = job.execute_in_process(
+        instance=instance,
+        asset_selection=keys,
+        raise_on_error=False,
+        # The summary below says what happened; Dagster's step-by-step DEBUG events stay in the
+        # instance's event log instead of flooding the terminal.
+        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+    )
     elapsed = time.perf_counter() - started
     merges = len(httpx.get(f"{base_url}/_emulator/merges").json()) - merges_before
     source, prepared = _metadata(result, "source"), _metadata(result, "participants")
@@ -117,10 +124,13 @@ def run_audience(job: Any, instance: Any, name: str, base_url: str) -> tuple[boo
     in_flow = len(httpx.get(f"{base_url}/_emulator/flows/{campaign}/participants").json())
     sent = sync.get("moments/participants_in", 0) - sync.get("moments/already_delivered", 0)
     held = report.get("moments/held", 0) + report.get("moments/pending", 0)
+    participants = int(prepared.get("moments/participants", 0))
+    rows_kept = int(source.get("moments/rows", 0)) - int(quarantine.get("moments/quarantined", 0))
     lines = [
         f"{name}  (flow {campaign}, {elapsed:.1f} s)",
         f"  rows read        {source.get('moments/rows', '?')}",
-        f"  participants     {prepared.get('moments/participants', '?')}",
+        f"  participants     {participants}  (from {rows_kept} rows: "
+        f"{rows_kept - participants} duplicate rows of the same people folded in)",
         f"  quarantined      {quarantine.get('moments/quarantined', '?')}  "
         f"({_fmt(quarantine.get('moments/quarantined_by_reason', {}))})",
         f"  sent             {sent} in {sync.get('moments/sent_requests', '?')} request(s)",
@@ -181,13 +191,12 @@ def main() -> int:
     )
     print(
         "Open the same project in Dagster's UI:\n"
-        "  make emulator   # in another terminal: emulator on 127.0.0.1:8089, key dev-key\n"
+        "  make emulator   # in another terminal: the demo's emulator on 127.0.0.1:8089, key dev-key\n"
         "  INFOBIP_BASE_URL=http://127.0.0.1:8089 INFOBIP_API_KEY=dev-key \\\n"
         f"  MOMENTS_WAREHOUSE_URL=duckdb:///{WAREHOUSE} \\\n"
         "  .venv/bin/dagster dev -w workspace.yaml\n"
-        "(the emulator of `make emulator` knows only its default flow; add\n"
-        f" `--config {EMULATOR_CONFIG.relative_to(REPO)}` for the demo's other flows; the\n"
-        " warehouse's ledger remembers who the demo already sent: a re-run sends nothing new.)"
+        "(the warehouse's ledger remembers who the demo already sent: against a fresh emulator,\n"
+        " `make demo` again rebuilds the warehouse; in the UI a re-run sends nothing new.)"
     )
     return 0 if all_ok and total_merges == 0 else 1
 
