@@ -191,7 +191,7 @@ def main() -> int:
     )
     print(
         "Open the same project in Dagster's UI:\n"
-        "  make emulator   # in another terminal: the demo's emulator on 127.0.0.1:8089, key dev-key\n"
+        "  make emulator   # another terminal: the demo's emulator, 127.0.0.1:8089, key dev-key\n"
         "  INFOBIP_BASE_URL=http://127.0.0.1:8089 INFOBIP_API_KEY=dev-key \\\n"
         f"  MOMENTS_WAREHOUSE_URL=duckdb:///{WAREHOUSE} \\\n"
         "  .venv/bin/dagster dev -w workspace.yaml\n"
