@@ -137,6 +137,8 @@ def run_audience(job: Any, instance: Any, name: str, base_url: str) -> tuple[boo
         f"  accepted         {report.get('moments/accepted', '?')}",
         f"  rejected         {report.get('moments/rejected', '?')}  "
         f"({_fmt(report.get('moments/rejected_by_reason', {}))})",
+        f"  reports          {sync.get('moments/reports_by_callback', 0)} by notifyUrl callback, "
+        f"{sync.get('moments/reports_by_polling', 0)} polled",
         f"  held or pending  {held}",
         f"  in the flow      {in_flow} profile(s) (emulator)",
         f"  merges caused    {merges}",
@@ -167,6 +169,8 @@ def main() -> int:
                 "INFOBIP_API_KEY": api_key,
                 "MOMENTS_WAREHOUSE_URL": f"duckdb:///{WAREHOUSE}",
                 "MOMENTS_AUDIENCES_DIR": str(AUDIENCES),
+                # Reports come back to a loopback notifyUrl receiver, as they would in production.
+                "MOMENTS_CALLBACK_HOST": "127.0.0.1",
             }
         )
         import dagster as dg

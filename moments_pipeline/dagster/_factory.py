@@ -10,6 +10,7 @@ sync), and turns the answer into metadata and check results (``_report``). Ops p
 """
 
 import asyncio
+import contextlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -31,6 +32,7 @@ from moments_pipeline.sync import (
     SyncOptions,
     SyncParticipant,
     SyncResult,
+    ledger_callback_handler,
     prior_identities_frame,
 )
 from moments_pipeline.warehouse import Warehouse
@@ -201,12 +203,19 @@ async def _run_engine(
         resend_ambiguous=config.resend_ambiguous,
         max_concurrent_sends=moments.max_in_flight,
     )
-    async with moments.get_client() as client:
-        engine = SyncEngine(MomentsFlowDestination(client), ledger, options=options)
-        return await engine.run(
-            audience=audience.name,
-            partition_key=UNPARTITIONED,
-            campaign_id=audience.flow.campaign_id,
-            participants=participants,
-            quarantine=_report.quarantine_rows(audience.name, UNPARTITIONED, quarantine),
-        )
+    # With a receiver configured, Infobip POSTs each report to it (keyed by the batch id in
+    # callbackData) and the engine polls only for what has not arrived: report GETs share the
+    # account's 10 requests/s with the sends.
+    server = moments.callback_server(ledger_callback_handler(ledger))
+    with contextlib.ExitStack() as stack:
+        notify_url = stack.enter_context(server).notify_url if server is not None else None
+        async with moments.get_client() as client:
+            destination = MomentsFlowDestination(client, notify_url=notify_url)
+            engine = SyncEngine(destination, ledger, options=options)
+            return await engine.run(
+                audience=audience.name,
+                partition_key=UNPARTITIONED,
+                campaign_id=audience.flow.campaign_id,
+                participants=participants,
+                quarantine=_report.quarantine_rows(audience.name, UNPARTITIONED, quarantine),
+            )

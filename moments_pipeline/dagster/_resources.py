@@ -9,14 +9,20 @@ name, never its value; anything this module hands to metadata goes through ``red
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import dagster as dg
 import httpx
 from pydantic import Field, SecretStr
 
-from moments_pipeline.infobip import MomentsClient, MomentsClientConfig
+from moments_pipeline.infobip import (
+    CallbackReceiver,
+    CallbackServer,
+    FlowParticipantsReportResponse,
+    MomentsClient,
+    MomentsClientConfig,
+)
 from moments_pipeline.warehouse import (
     PostgresWarehouse,
     Warehouse,
@@ -73,6 +79,23 @@ class MomentsResource(dg.ConfigurableResource):
     def get_client(self, *, transport: httpx.AsyncBaseTransport | None = None) -> MomentsClient:
         """Build a client (an async context manager); ``transport`` is for in-process tests."""
         return MomentsClient(self.client_config(), transport=transport)
+
+    def callback_server(
+        self, handler: Callable[[FlowParticipantsReportResponse], None]
+    ) -> CallbackServer | None:
+        """A notifyUrl receiver for ``handler``, or None when reports are to be polled.
+
+        Args:
+            handler: Called with each report Infobip POSTs back (keyed by its callbackData).
+        """
+        if self.callback_host is None:
+            return None
+        return CallbackServer(
+            CallbackReceiver(handler=handler),
+            host=self.callback_host,
+            port=self.callback_port or 0,
+            public_base_url=self.callback_public_url,
+        )
 
     def describe(self) -> dict[str, str]:
         """Secret-free description of the account, for metadata."""

@@ -8,7 +8,10 @@ attribute ``defs``) and by ``scripts/demo.py``. Configuration comes from the env
 - ``MOMENTS_WAREHOUSE_URL``: warehouse URL (default the sample DuckDB file
   ``.demo/warehouse.duckdb`` at the repository root);
 - ``INFOBIP_BASE_URL`` / ``INFOBIP_API_KEY``: the account, read by Dagster at run time through
-  ``EnvVar`` so their values never appear in the UI or in run config.
+  ``EnvVar`` so their values never appear in the UI or in run config;
+- ``MOMENTS_CALLBACK_HOST`` (and optionally ``MOMENTS_CALLBACK_PORT``,
+  ``MOMENTS_CALLBACK_PUBLIC_URL``): serve a notifyUrl receiver during each sync so reports arrive
+  by callback instead of being polled; unset, reports are polled.
 """
 
 from __future__ import annotations
@@ -64,9 +67,13 @@ def definitions_from_env() -> dg.Definitions:
         if os.environ.get("MOMENTS_WAREHOUSE_URL")
         else warehouse_url
     )
+    callback_port = os.environ.get("MOMENTS_CALLBACK_PORT")
     moments = MomentsResource(
         base_url=dg.EnvVar("INFOBIP_BASE_URL"),
         api_key=dg.EnvVar("INFOBIP_API_KEY"),
+        callback_host=os.environ.get("MOMENTS_CALLBACK_HOST") or None,
+        callback_port=int(callback_port) if callback_port else None,
+        callback_public_url=os.environ.get("MOMENTS_CALLBACK_PUBLIC_URL") or None,
     )
     return build_definitions(audiences_dir, warehouse=warehouse, moments=moments)
 

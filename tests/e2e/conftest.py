@@ -38,12 +38,18 @@ class Rig:
 
     warehouse_url: str
     emulator: ServedEmulator
+    #: Serve a notifyUrl receiver (reports by callback) instead of polling reports.
+    callbacks: bool = False
 
     @property
     def resources(self) -> dict[str, Any]:
         return {
             "warehouse": WarehouseResource(url=self.warehouse_url),
-            "moments": MomentsResource(base_url=self.emulator.base_url, api_key=API_KEY),
+            "moments": MomentsResource(
+                base_url=self.emulator.base_url,
+                api_key=API_KEY,
+                callback_host="127.0.0.1" if self.callbacks else None,
+            ),
         }
 
     def materialize(self, audiences: Sequence[AudienceConfig]) -> dg.ExecuteInProcessResult:
@@ -88,7 +94,11 @@ def load_samples(url: str) -> None:
 def sample_rig(
     request: pytest.FixtureRequest, tmp_path: Path, served_sample_emulator: ServedEmulator
 ) -> Rig:
-    """The sample data in DuckDB or PostgreSQL, and the served emulator."""
+    """The sample data in DuckDB or PostgreSQL, and the served emulator.
+
+    The DuckDB rig receives reports through a notifyUrl receiver, the PostgreSQL rig polls
+    them, so both ways of getting verdicts run end to end.
+    """
     if request.param == "duckdb":
         path = tmp_path / "warehouse.duckdb"
         build_duckdb(path)
@@ -96,7 +106,7 @@ def sample_rig(
     else:
         url = request.getfixturevalue("postgres_dsn")
         load_samples(url)
-    return Rig(url, served_sample_emulator)
+    return Rig(url, served_sample_emulator, callbacks=request.param == "duckdb")
 
 
 @pytest.fixture

@@ -63,6 +63,14 @@ def test_sample_audiences_end_to_end(sample_rig: Rig) -> None:
             assert report["moments/accepted"] == prepared["moments/participants"]
             assert report["moments/by_status"] == {"ACCEPTED": prepared["moments/participants"]}
             assert len(sync["moments/operation_ids"]) == sync["moments/sent_requests"] >= 1
+            by_callback, by_polling = (
+                sync["moments/reports_by_callback"],
+                sync["moments/reports_by_polling"],
+            )
+            if sample_rig.callbacks:
+                assert (by_callback, by_polling) == (sync["moments/sent_requests"], 0)
+            else:
+                assert (by_callback, by_polling) == (0, sync["moments/sent_requests"])
             assert sync["moments/held_batches"] == []
 
             # Each person is in the flow exactly once.
