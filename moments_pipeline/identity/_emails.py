@@ -2,7 +2,8 @@
 
 A vectorized regex accepts the common plain-ASCII shape (a strict subset of what
 ``email-validator`` accepts); every other distinct value is checked once by ``email-validator``
-(``check_deliverability=False``). Output is the lower-cased address, NA when invalid.
+(``check_deliverability=False``), except values without exactly one ``@``, which it always
+refuses. Output is the lower-cased address, NA when invalid.
 """
 
 from __future__ import annotations
@@ -74,7 +75,10 @@ def normalize_emails(raw: pd.Series) -> Normalized:
     lowered = lowered.mask(too_long, pd.NA)
     fast = fast_email_mask(lowered)
     values = lowered.where(fast, pd.NA).astype(STRING_DTYPE)
-    slow = lowered.notna() & ~fast
+    # Without exactly one "@" email-validator always refuses (it allows no quoted local
+    # part, the only place a second "@" could live): no need to ask it.
+    one_at = lowered.str.count("@").eq(1).fillna(False).astype(bool)
+    slow = lowered.notna() & ~fast & one_at
     if slow.any():
         distinct = pd.unique(lowered[slow].to_numpy())
         checked = {v: _library_email(v) for v in distinct}

@@ -61,7 +61,9 @@ def _row_ids(frame: pd.DataFrame, audience: AudienceConfig) -> pd.Series:
         raise ValueError(
             f"audience {audience.name!r}: row id column {column!r} is empty at row {first}"
         )
-    duplicated = ids.duplicated()
+    # Distinct integers are distinct decimal texts: hash the integers, not the strings.
+    raw = frame[column]
+    duplicated = raw.duplicated() if raw.dtype.kind in "iu" else ids.duplicated()
     if duplicated.any():
         examples = ids[duplicated].unique()[:3].tolist()
         raise ValueError(

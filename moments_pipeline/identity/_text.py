@@ -66,7 +66,9 @@ def as_text(raw: pd.Series) -> pd.Series:
         other = raw.notna() & ~integral
         text[other] = raw[other].astype(STRING_DTYPE)
         array = to_arrow(text)
-    elif raw.dtype.kind in "iub" or isinstance(raw.dtype, pd.StringDtype):
+    elif raw.dtype.kind in "iu":
+        array = pa.array(raw.to_numpy()).cast(pa.large_string())
+    elif raw.dtype.kind == "b" or isinstance(raw.dtype, pd.StringDtype):
         array = to_arrow(raw.astype(STRING_DTYPE))
     else:
         array = _object_text(raw)

@@ -225,3 +225,13 @@ def test_phone_replay_decisions_accept_and_reject_exactly_as_the_library() -> No
     assert sum(g is None for _, _, g in checked) > 500  # rejections are decided too
     assert sum(g is not None for _, _, g in checked) > 300
     assert [(r, g, d) for r, g, d in checked if library_phone(r, g) != d] == []
+
+
+def test_email_values_refused_without_the_library_are_refused_by_it() -> None:
+    rng = random.Random(13)
+    sample = [*_random_emails(rng, 3000), "a@@b.com", "a@b@c.com", '"a@b"@c.com', "plain", "@@"]
+    result = normalize_emails(pd.Series(sample, dtype=object))
+    skipped = [v for v in sample if v.count("@") != 1]
+    assert len(skipped) > 100
+    assert [v for v in skipped if _library_email(v) is not None] == []
+    assert result.values[[v.count("@") != 1 for v in sample]].isna().all()
