@@ -229,6 +229,7 @@ class _Run:
         self.body_by_key: dict[str, SyncParticipant] = {}
         self.pending_updates: dict[str, BatchRecord] = {}
         self.pending_statuses: list[StatusRow] = []
+        self.to_report: list[_Batch] = []
         self.send_slots = asyncio.Semaphore(self.opts.max_concurrent_sends)
         self.poll_slots = asyncio.Semaphore(self.opts.max_concurrent_polls)
         self.send_tasks: set[asyncio.Task[None]] = set()
@@ -535,23 +536,39 @@ class _Run:
             batch.poll = None
         batch.record = dataclasses.replace(batch.record, state=BatchState.REPORTED)
         self.pending_updates[batch.record.batch_id] = batch.record
-        rows = statuses_from_reports(batch.context, batch.members, batch.reports)
-        batch.reports = []  # a thousand verdicts per batch: the status rows now hold them
-        self._count(rows)
-        self.pending_statuses.extend(rows)
+        # Turned into status rows at the next flush, on a worker thread: a thousand rows per
+        # batch, built on the event loop, would delay the sends that are due.
+        self.to_report.append(batch)
+
+    def _report_rows(self, batches: list[_Batch]) -> list[StatusRow]:
+        """Status rows of resolved batches, counted; runs on a worker thread."""
+        rows: list[StatusRow] = []
+        for batch in batches:
+            batch_rows = statuses_from_reports(batch.context, batch.members, batch.reports)
+            batch.reports = []  # a thousand verdicts per batch: the status rows now hold them
+            self._count(batch_rows)
+            rows += batch_rows
+        return rows
 
     async def _flush(self) -> None:
         self.last_flush = self.clock.now()
         # Received reports (the receiver keeps its own copies) and the plan accumulate for the
         # whole run: keep them out of the full collections that would otherwise stall sends.
         self.gc.freeze()
+        # Take everything buffered before the first await: sends finishing meanwhile buffer
+        # into fresh containers for the next flush.
         updates = list(self.pending_updates.values())
+        resolved, self.to_report = self.to_report, []
         statuses = self.pending_statuses
         self.pending_updates, self.pending_statuses = {}, []
-        if updates:
-            await self.db(self.db.store.update_batches, updates)
+        if resolved:
+            statuses += await asyncio.to_thread(self._report_rows, resolved)
+        # Statuses before the REPORTED marks: a crash in between leaves the batch SENT, and a
+        # later run fetches its report again, instead of a REPORTED batch without statuses.
         if statuses:
             await self.db(self.db.store.upsert_statuses, statuses)
+        if updates:
+            await self.db(self.db.store.update_batches, updates)
 
     # -- the record -------------------------------------------------------------------------
 
