@@ -112,6 +112,8 @@ class GcTimer:
     def summary(self) -> dict[str, Any]:
         every = [p for ps in self.pauses.values() for p in ps]
         return {
+            "gc_collections_by_generation": [len(self.pauses[g]) for g in (0, 1, 2)],
+            "gc_seconds_by_generation": [round(sum(self.pauses[g]), 3) for g in (0, 1, 2)],
             "gc_full_collections": len(self.pauses[2]),
             "gc_total_s": round(sum(every), 3),
             "gc_max_pause_ms": round(max(every, default=0.0) * 1000, 1),
@@ -245,6 +247,7 @@ async def run_sync(
         "stored_statuses": {s: int(n) for s, n in stored},
         "diagnostics": {
             **gc_timer.summary(),
+            "process_cpu_s": round(time.process_time(), 1),
             "loop_lag_max_ms": round(max(lags, default=0.0) * 1000, 1),
             "loop_lags_over_100ms": sum(1 for lag in lags if lag > 0.1),
         },

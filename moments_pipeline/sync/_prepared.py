@@ -20,10 +20,19 @@ from ._protocols import LedgerStore, QuarantineRow
 def participants_from_prepared(
     prepared: PreparedAudience, audience: AudienceConfig
 ) -> list[SyncParticipant]:
-    """The prepared participants as engine input (person key + FlowParticipant body)."""
-    bodies = to_flow_participants(prepared.participants, audience)
-    keys = prepared.participants["person_key"].astype(str).tolist()
-    return [SyncParticipant(k, b) for k, b in zip(keys, bodies, strict=True)]
+    """The prepared participants as engine input (person key, FlowParticipant body, anchor).
+
+    ``profile_anchor`` (the Infobip profile each person updates, as the identity layer resolved
+    it) is carried along so the identity ledger records identifiers under it.
+    """
+    frame = prepared.participants
+    bodies = to_flow_participants(frame, audience)
+    keys = frame["person_key"].astype(str).tolist()
+    if "profile_anchor" in frame.columns:
+        anchors: list[str | None] = frame["profile_anchor"].astype(str).tolist()
+    else:
+        anchors = [None] * len(keys)
+    return [SyncParticipant(k, b, a) for k, b, a in zip(keys, bodies, anchors, strict=True)]
 
 
 def quarantine_from_prepared(
@@ -43,6 +52,10 @@ def quarantine_from_prepared(
 
 
 def prior_identities_frame(ledger: LedgerStore) -> pd.DataFrame:
-    """The identity ledger as ``prepare_audience(prior_identities=...)`` expects it."""
+    """The identity ledger as ``prepare_audience(prior_identities=...)`` expects it.
+
+    ``person_key`` holds the profile anchor each identifier was sent under (the person key
+    when none was recorded).
+    """
     rows = ledger.sent_identities()
     return pd.DataFrame(rows, columns=IDENTITY_COLUMNS)

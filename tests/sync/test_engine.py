@@ -15,6 +15,8 @@ from moments_pipeline.sync import (
     LedgerStore,
     OperationReport,
     SqlLedgerStore,
+    SyncParticipant,
+    prior_identities_frame,
 )
 from moments_pipeline.warehouse import DuckDBWarehouse, PostgresWarehouse
 
@@ -183,3 +185,20 @@ async def test_pending_at_the_deadline_is_recorded_then_finished_by_a_later_run(
         assert second.batches_sent == 0
         assert second.status_counts == {"ACCEPTED": 120}
         assert env.add_requests() == 2
+
+
+async def test_identity_ledger_carries_the_profile_anchor_of_each_participant(
+    make_emulator_app: MakeApp, ledger: LedgerStore
+) -> None:
+    crowd = [
+        SyncParticipant(p.person_key, p.body, f"profile-{i % 2}") for i, p in enumerate(people(4))
+    ]
+    async with sync_env(make_emulator_app, ledger) as env:
+        result = await env.run(crowd)
+    assert result.status_counts == {"ACCEPTED": 4}
+    recorded = {(kind, value): anchor for kind, value, anchor in ledger.sent_identities()}
+    for i, p in enumerate(crowd):
+        assert recorded[("EMAIL", p.body["identifyBy"]["identifier"])] == f"profile-{i % 2}"
+        assert recorded[("EXTERNAL_ID", f"ext-{i}")] == f"profile-{i % 2}"
+    frame = prior_identities_frame(ledger)
+    assert set(frame["person_key"]) == {"profile-0", "profile-1"}

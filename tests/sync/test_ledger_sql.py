@@ -7,6 +7,7 @@ import dataclasses
 from moments_pipeline.sync import (
     IN_FLOW_REASON,
     BatchMember,
+    BatchMembers,
     BatchRecord,
     BatchState,
     OperationReport,
@@ -14,6 +15,7 @@ from moments_pipeline.sync import (
     QuarantineRow,
     SqlLedgerStore,
     StatusRow,
+    prior_identities_frame,
 )
 
 
@@ -76,6 +78,27 @@ def test_identity_ledger_holds_only_identifiers_that_may_have_left(
     assert sql_ledger.sent_identities() == [
         ("EMAIL", "p1@example.com", "p1"),
         ("EXTERNAL_ID", "ext-p1", "p1"),
+    ]
+
+
+def test_identity_ledger_records_the_profile_anchor(sql_ledger: SqlLedgerStore) -> None:
+    members = BatchMembers(
+        ["b1", "b1", "b1"],
+        ["p1", "p1", "p2"],
+        ["EMAIL", "EXTERNAL_ID", "EMAIL"],
+        ["p1@example.com", "ext-p1", "p2@example.com"],
+        [True, False, True],
+        ["anchor-1", "anchor-1", None],
+    )
+    sql_ledger.plan_batches([_batch("b1")], members)
+    assert sql_ledger.batch_members(["b1"]) == list(members)
+    sql_ledger.mark_sending("b1")
+    frame = prior_identities_frame(sql_ledger)
+    assert list(frame.columns) == ["kind", "identifier", "person_key"]
+    assert sorted(map(tuple, frame.to_numpy().tolist())) == [
+        ("EMAIL", "p1@example.com", "anchor-1"),
+        ("EMAIL", "p2@example.com", "p2"),  # no anchor recorded: the person key
+        ("EXTERNAL_ID", "ext-p1", "anchor-1"),
     ]
 
 
