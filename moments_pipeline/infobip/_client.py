@@ -19,6 +19,7 @@ from typing import Any, Literal
 from urllib.parse import quote
 
 import httpx
+import pydantic
 
 from ._config import MomentsClientConfig
 from ._encoding import encode_add_participants, encode_form_data
@@ -212,7 +213,21 @@ class MomentsClient:
             headers=_JSON_HEADERS,
             context={"campaign_id": int(campaign_id), "callback_data": callback_data},
         )
-        return AddFlowParticipantsResponse.model_validate_json(response.content)
+        try:
+            return AddFlowParticipantsResponse.model_validate_json(response.content)
+        except pydantic.ValidationError:
+            # A 2xx whose body carries no operationId: the operation may well be queued, yet
+            # nothing names it. That is the ambiguous case, not a refusal.
+            cause = MomentsError(
+                f"add-flow-participants: unreadable {response.status_code} answer (no operationId)",
+                status_code=response.status_code,
+                operation="add-flow-participants",
+            )
+            raise self._ambiguous(
+                "add-flow-participants",
+                cause,
+                {"campaign_id": int(campaign_id), "callback_data": callback_data},
+            ) from None
 
     async def get_flow_participants_added_report(
         self, campaign_id: int, operation_id: str
