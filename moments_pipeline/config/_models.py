@@ -11,7 +11,9 @@ import re
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from moments_pipeline.warehouse import check_select_query
 
 IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 TABLE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62}){0,2}$")
@@ -105,6 +107,12 @@ class SourceConfig(_Strict):
         if (self.table is None) == (self.query is None):
             raise ValueError("exactly one of 'table' or 'query' must be given")
         return self
+
+    @field_validator("query")
+    @classmethod
+    def _query_is_one_select(cls, query: str | None) -> str | None:
+        # The query runs with the credentials that also own the ledger tables.
+        return None if query is None else check_select_query(query)
 
 
 class IdentifyBy(_Strict):

@@ -11,7 +11,9 @@ from moments_pipeline.warehouse._postgres import PostgresWarehouse, redact_dsn
 from moments_pipeline.warehouse._protocol import Params, Warehouse, WarehouseError, WriteMode
 from moments_pipeline.warehouse._sql import (
     UnsafeIdentifierError,
+    UnsafeQueryError,
     check_identifier,
+    check_select_query,
     quote_identifier,
     quote_table,
 )
@@ -21,10 +23,12 @@ __all__ = [
     "Params",
     "PostgresWarehouse",
     "UnsafeIdentifierError",
+    "UnsafeQueryError",
     "Warehouse",
     "WarehouseError",
     "WriteMode",
     "check_identifier",
+    "check_select_query",
     "connect_warehouse",
     "quote_identifier",
     "quote_table",

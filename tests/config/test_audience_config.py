@@ -166,3 +166,26 @@ def test_models_are_frozen() -> None:
     audience = parse_audience(base())
     with pytest.raises(ValueError, match="frozen"):
         audience.name = "other"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("SELECT 1 AS x; DELETE FROM moments_sync_outbox", "must be one statement, found 2"),
+        ("DELETE FROM customers", "must be a SELECT, found DELETE"),
+        ("DROP TABLE customers", "must be a SELECT, found DROP"),
+        ("SELEC email FROM customers", "could not be parsed"),
+    ],
+)
+def test_source_query_must_be_one_select(query: str, message: str) -> None:
+    data = base()
+    data["source"] = {"query": query}
+    with pytest.raises(ConfigError) as info:
+        parse_audience(data, "audiences/a.yaml")
+    assert f"audiences/a.yaml: source.query: query {message}" in str(info.value)
+
+
+def test_source_query_may_be_a_with_select() -> None:
+    data = base()
+    data["source"] = {"query": "WITH r AS (SELECT * FROM crm.customers) SELECT * FROM r"}
+    assert parse_audience(data, "audiences/a.yaml").source.query is not None
