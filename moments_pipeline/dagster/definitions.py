@@ -53,6 +53,10 @@ def build_definitions(
         assets=assets,
         resources={"warehouse": warehouse, "moments": moments},
         jobs=[dg.define_asset_job("sync_all_audiences", selection=dg.AssetSelection.all())],
+        # One process per run: the account's 10 requests/s budget is per process (separate
+        # step processes would each send at the full rate), an embedded DuckDB file admits one
+        # writing process, and audiences of one account then sync one after the other.
+        executor=dg.in_process_executor,
     )
 
 

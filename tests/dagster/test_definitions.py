@@ -49,7 +49,9 @@ def test_definitions_load_with_the_full_asset_graph(
         assert graph.get(report).parent_keys == {dg.AssetKey([name, "flow_sync"])}
         assert len(graph.get_check_keys_for_assets({report})) == 4
         assert graph.get(report).group_name == name
-    assert defs.resolve_job_def("sync_all_audiences") is not None
+    job = defs.resolve_job_def("sync_all_audiences")
+    # One process per run: one rate budget for the account, one writer of a DuckDB file.
+    assert job.executor_def is dg.in_process_executor
 
 
 def test_a_bad_audience_file_names_the_file_and_field(
