@@ -8,7 +8,6 @@ use); ``scipy.sparse.csgraph.connected_components`` labels it in C, so long tran
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
@@ -34,14 +33,20 @@ def row_components(n_rows: int, rows: np.ndarray, identifier_codes: np.ndarray) 
     return labels[:n_rows]
 
 
-def distinct_per_group(groups: np.ndarray, members: np.ndarray) -> np.ndarray:
-    """Count distinct ``members`` per group label (groups and members are non-negative ints).
+def several_per_group(groups: np.ndarray, members: np.ndarray) -> np.ndarray:
+    """Whether each group label holds more than one distinct member (non-negative ints).
+
+    Min and max per group instead of counting distinct pairs: no hash table over the pairs,
+    so it stays light for millions of identifier uses.
 
     Returns:
-        Array indexed by group label (length ``groups.max() + 1``).
+        Boolean array indexed by group label (length ``groups.max() + 1``).
     """
     if len(groups) == 0:
-        return np.zeros(0, dtype=np.int64)
-    width = int(members.max()) + 1
-    distinct = pd.unique(groups.astype(np.int64) * width + members)
-    return np.bincount(distinct // width, minlength=int(groups.max()) + 1)
+        return np.zeros(0, dtype=bool)
+    size = int(groups.max()) + 1
+    low = np.full(size, np.iinfo(np.int64).max, dtype=np.int64)
+    high = np.full(size, -1, dtype=np.int64)
+    np.minimum.at(low, groups, members)
+    np.maximum.at(high, groups, members)
+    return high > low

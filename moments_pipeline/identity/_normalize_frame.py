@@ -1,9 +1,9 @@
 """Normalizing every identifier column of an audience frame into one long identifier table.
 
 The long table has one row per identifier use: ``row`` (input position), ``kind`` (``EMAIL``,
-``PHONE``, ``EXTERNAL_ID`` or ``<TYPE>:<sender>`` for other identifyBy types), ``value``,
-``code`` (dense id of the (kind, value) pair), ``column`` (source column) and ``is_idb`` (the
-use is the row's identifyBy).
+``PHONE``, ``EXTERNAL_ID`` or ``<TYPE>:<sender>`` for other identifyBy types), ``code`` (dense
+id of the (kind, value) pair; ``NormalizedFrame.code_values`` holds the values, see
+``use_values``), ``column`` (source column) and ``is_idb`` (the use is the row's identifyBy).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from moments_pipeline.config import AudienceConfig, IdentifierType
 from moments_pipeline.identity._emails import Normalized, normalize_emails
 from moments_pipeline.identity._phones import normalize_phones
 from moments_pipeline.identity._reasons import DroppedValueReason, QuarantineReason
-from moments_pipeline.identity._text import as_text, from_arrow, to_arrow
+from moments_pipeline.identity._text import as_text, to_arrow
 
 MAX_EXTERNAL_ID_LENGTH = 256
 MAX_OTHER_IDENTIFIER_LENGTH = 255
@@ -45,6 +45,9 @@ class NormalizedFrame:
         uses: The long identifier table of the rows that may be sent.
         dropped: Rejected secondary values: ``row``, ``column``, ``value``, ``reason``.
         code_values: The value of each identifier code (``uses['code']`` indexes it).
+        code_kinds: Identifier kinds in code order; codes of ``code_kinds[i]`` start at
+            ``kind_starts[i]``.
+        kind_starts: First code of each kind.
     """
 
     identify_by: pd.Series
@@ -53,6 +56,21 @@ class NormalizedFrame:
     uses: pd.DataFrame
     dropped: pd.DataFrame
     code_values: pa.Array
+    code_kinds: list[str]
+    kind_starts: np.ndarray
+
+    def key_texts(self, codes: np.ndarray) -> pa.Array:
+        """``<kind>:<value>`` of identifier codes (null where the code is -1)."""
+        missing = codes < 0
+        safe = np.where(missing, 0, codes)
+        kind = np.searchsorted(self.kind_starts, safe, side="right") - 1
+        prefixes = np.array([f"{k}:" for k in self.code_kinds], dtype=object)[kind]
+        text = pc.binary_join_element_wise(
+            pa.array(prefixes, type=pa.large_string()),
+            self.code_values.take(pa.array(safe)),
+            pa.scalar("", pa.large_string()),
+        )
+        return pc.if_else(pa.array(missing), pa.scalar(None, pa.large_string()), text)
 
 
 def _normalize_identify_by(
@@ -125,7 +143,8 @@ def normalize_frame(frame: pd.DataFrame, audience: AudienceConfig) -> Normalized
     def add(kind: str, name: str, values: pd.Series, is_idb: bool) -> None:
         keep = alive & values.notna().to_numpy()
         rows = positions[keep]
-        parts.append((kind, name, to_arrow(values).take(pa.array(rows)), rows, is_idb))
+        # The whole column (nulls included) is encoded; ``rows`` picks the codes that count.
+        parts.append((kind, name, to_arrow(values), rows, is_idb))
 
     add(idb_kind, identity.identify_by.column, idb.values, True)
     if identity.external_id:
@@ -151,36 +170,50 @@ def normalize_frame(frame: pd.DataFrame, audience: AudienceConfig) -> Normalized
                         }
                     )
                 )
-    uses, code_values = _uses_table(parts)
+    uses, code_values, kind_starts = _uses_table(parts)
     dropped_frame = (
         pd.concat(dropped, ignore_index=True)
         if dropped
         else pd.DataFrame({"row": [], "column": [], "value": [], "reason": []})
     )
-    return NormalizedFrame(idb.values, ext, reason, uses, dropped_frame, code_values)
+    kinds = list(dict.fromkeys(kind for kind, *_ in parts))
+    return NormalizedFrame(
+        idb.values, ext, reason, uses, dropped_frame, code_values, kinds, kind_starts
+    )
+
+
+def use_values(uses: pd.DataFrame, code_values: pa.Array) -> np.ndarray:
+    """The normalized value of each use (object array of str)."""
+    taken = code_values.take(pa.array(uses["code"].to_numpy()))
+    return np.asarray(taken.to_numpy(zero_copy_only=False), dtype=object)
 
 
 def _uses_table(
     parts: list[tuple[str, str, pa.Array, np.ndarray, bool]],
-) -> tuple[pd.DataFrame, pa.Array]:
-    """The long table, with a dense code per (kind, value) computed once per kind."""
+) -> tuple[pd.DataFrame, pa.Array, np.ndarray]:
+    """The long table, with a dense code per (kind, value) computed once per kind.
+
+    Returns:
+        The table, the value of each code, and the first code of each kind (in order of
+        first appearance in ``parts``).
+    """
     kinds = list(dict.fromkeys(kind for kind, *_ in parts))
     columns = list(dict.fromkeys(name for _, name, *_ in parts))
     codes: list[np.ndarray] = [np.empty(0, dtype=np.int64)] * len(parts)
     dictionaries: list[pa.Array] = [pa.array([], type=pa.large_string())]
+    starts: list[int] = []
     offset = 0
     for kind in kinds:
+        starts.append(offset)
         members = [i for i, part in enumerate(parts) if part[0] == kind]
-        joined = pa.concat_arrays([parts[i][2] for i in members])
-        encoded = pc.dictionary_encode(joined)
-        local = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
-        start = 0
-        for i in members:
-            size = len(parts[i][3])
-            codes[i] = local[start : start + size] + offset
-            start += size
-        offset += len(encoded.dictionary)
-        dictionaries.append(encoded.dictionary.cast(pa.large_string()))
+        # One memo table for all columns of a kind: the chunks share one dictionary.
+        encoded = pc.dictionary_encode(pa.chunked_array([parts[i][2] for i in members]))
+        for i, chunk in zip(members, encoded.chunks, strict=True):
+            indices = pc.fill_null(chunk.indices, 0).to_numpy(zero_copy_only=False)
+            codes[i] = indices[parts[i][3]].astype(np.int64) + offset
+        dictionary = encoded.chunks[0].dictionary if encoded.num_chunks else pa.array([])
+        offset += len(dictionary)
+        dictionaries.append(dictionary.cast(pa.large_string()))
     row = np.concatenate([p[3] for p in parts])
     code = np.concatenate(codes)
     # Stable by row: within a row the parts keep their order (identifyBy first).
@@ -192,15 +225,13 @@ def _uses_table(
     part_of = np.repeat(np.arange(len(parts)), sizes)[order]
     kind_index = np.array([kinds.index(p[0]) for p in parts])[part_of]
     column_index = np.array([columns.index(p[1]) for p in parts])[part_of]
-    values = pa.concat_arrays([p[2] for p in parts]).take(pa.array(order))
     table = pd.DataFrame(
         {
             "row": row,
             "kind": pd.Categorical.from_codes(kind_index, categories=kinds),
-            "value": from_arrow(values),
             "column": pd.Categorical.from_codes(column_index, categories=columns),
             "is_idb": np.array([p[4] for p in parts])[part_of],
             "code": code,
         }
     )
-    return table, pa.concat_arrays(dictionaries)
+    return table, pa.concat_arrays(dictionaries), np.array(starts, dtype=np.int64)

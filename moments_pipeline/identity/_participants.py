@@ -16,8 +16,8 @@ import pandas as pd
 import pyarrow as pa
 
 from moments_pipeline.config import AudienceConfig, IdentifierType
-from moments_pipeline.identity._graph import distinct_per_group
-from moments_pipeline.identity._normalize_frame import EXTERNAL_ID
+from moments_pipeline.identity._graph import several_per_group
+from moments_pipeline.identity._normalize_frame import EXTERNAL_ID, NormalizedFrame
 from moments_pipeline.identity._text import from_arrow, to_arrow
 
 IDENTITY_COLUMNS = ["kind", "identifier", "person_key"]
@@ -44,11 +44,13 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _lists(group: np.ndarray, values: pa.Array, n_groups: int) -> list[list[Any]]:
-    """Values gathered per group label ``0..n_groups-1`` (stable order within a group)."""
+def _lists(
+    group: np.ndarray, indices: np.ndarray, values: pa.Array, n_groups: int
+) -> list[list[Any]]:
+    """``values[indices]`` gathered per group label ``0..n_groups-1`` (stable within a group)."""
     order = np.argsort(group, kind="stable")
     offsets = np.searchsorted(group[order], np.arange(n_groups + 1)).astype(np.int64)
-    nested = pa.LargeListArray.from_arrays(pa.array(offsets), values.take(pa.array(order)))
+    nested = pa.LargeListArray.from_arrays(pa.array(offsets), values.take(pa.array(indices[order])))
     with _gc_paused():
         return nested.to_pylist()
 
@@ -63,8 +65,7 @@ def _check_codes(
     person: np.ndarray, code: np.ndarray, code_values: pa.Array, audience: AudienceConfig
 ) -> None:
     """Raise if an identifier code is carried by two persons (pairs may repeat)."""
-    owners = distinct_per_group(code, person)
-    shared = np.flatnonzero(owners > 1)
+    shared = np.flatnonzero(several_per_group(code, person))
     if len(shared):
         sample = code_values.take(pa.array(shared[:5])).to_pylist()
         raise IdentityInvariantError(
@@ -77,9 +78,8 @@ def build_participants(
     audience: AudienceConfig,
     row_ids: pd.Series,
     uses: pd.DataFrame,
-    code_values: pa.Array,
+    norm: NormalizedFrame,
     alive: np.ndarray,
-    pk_text: pd.Series,
     pk_code: np.ndarray,
     rank: np.ndarray,
 ) -> tuple[pd.DataFrame, np.ndarray]:
@@ -98,6 +98,7 @@ def build_participants(
         IdentityInvariantError: An identifier would be sent for two participants (a bug).
     """
     spec = audience.identity.identify_by
+    code_values = norm.code_values
     n = len(frame)
     live = np.flatnonzero(alive)
     order = np.lexsort((live, -rank[live], pk_code[live]))
@@ -123,28 +124,27 @@ def build_participants(
     sent = person[use_row] >= 0
     use_row, use_code = use_row[sent], use_code[sent]
     use_person = person[use_row]
-    kinds = np.asarray(uses["kind"].cat.categories)[uses["kind"].cat.codes.to_numpy()[sent]]
+    kind_names = list(uses["kind"].cat.categories)
+    kind_code = uses["kind"].cat.codes.to_numpy()[sent]
     _check_codes(use_person, use_code, code_values, audience)
 
     n_persons = len(reps)
     contact_lists = {}
     for kind in ("EMAIL", "PHONE"):
-        sel = kinds == kind
+        sel = kind_code == (kind_names.index(kind) if kind in kind_names else -2)
         p, c = use_person[sel], use_code[sel]
         keep = _first_pairs(p, c)
-        contact_lists[kind] = _lists(p[keep], code_values.take(pa.array(c[keep])), n_persons)
+        contact_lists[kind] = _lists(p[keep], c[keep], code_values, n_persons)
     rows_alive = np.flatnonzero(person >= 0)
-    source_rows = _lists(
-        person[rows_alive], to_arrow(row_ids).take(pa.array(rows_alive)), n_persons
-    )
+    source_rows = _lists(person[rows_alive], rows_alive, to_arrow(row_ids), n_persons)
 
     ext_code = np.full(n, -1, dtype=np.int64)
-    ext_uses = kinds == EXTERNAL_ID
+    ext_uses = kind_code == (kind_names.index(EXTERNAL_ID) if EXTERNAL_ID in kind_names else -2)
     ext_code[use_row[ext_uses]] = use_code[ext_uses]
     rep_ext = ext_code[reps]
     participants = pd.DataFrame(
         {
-            "person_key": from_arrow(to_arrow(pk_text).take(pa.array(reps))),
+            "person_key": from_arrow(norm.key_texts(pk_code[reps])),
             "identify_by_type": spec.type.value,
             "identify_by": from_arrow(code_values.take(pa.array(idb_code[reps]))),
             "sender": spec.sender,
@@ -160,7 +160,7 @@ def build_participants(
         **{f"var:{k}": v for k, v in audience.variables.items()},
     }
     for name, source in attribute_columns.items():
-        participants[name] = frame[source].iloc[reps].to_numpy()
+        participants[name] = frame[source].iloc[reps].reset_index(drop=True)
     return participants, unsendable
 
 

@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from moments_pipeline.config import AudienceConfig, ConflictPolicy
-from moments_pipeline.identity._graph import distinct_per_group, row_components
-from moments_pipeline.identity._normalize_frame import EXTERNAL_ID, normalize_frame
+from moments_pipeline.identity._graph import row_components, several_per_group
+from moments_pipeline.identity._normalize_frame import EXTERNAL_ID, normalize_frame, use_values
 from moments_pipeline.identity._participants import build_participants
 from moments_pipeline.identity._prior_profiles import load_prior_profiles, resolve_profiles
 from moments_pipeline.identity._reasons import DroppedValueReason, QuarantineReason
@@ -77,15 +78,17 @@ def _rank(values: pd.Series) -> np.ndarray:
     return values.rank(method="dense", na_option="top").to_numpy(dtype=np.float64)
 
 
-def _describe_shared(uses: pd.DataFrame, row_pk: np.ndarray, rows_mask: np.ndarray) -> pd.Series:
+def _describe_shared(
+    uses: pd.DataFrame, code_values: pa.Array, row_pk: np.ndarray, rows_mask: np.ndarray
+) -> pd.Series:
     """Detail text per component: the identifiers used by more than one person key."""
     sel = uses[rows_mask[uses["row"].to_numpy()]]
     if sel.empty:
         return pd.Series(dtype=object)
     pk = row_pk[sel["row"].to_numpy()]
-    persons = distinct_per_group(sel["code"].to_numpy(), pk)
-    shared = sel[persons[sel["code"].to_numpy()] > 1].drop_duplicates(["comp", "code"])
-    text = shared["kind"].astype(str) + " " + shared["value"].astype(str)
+    several = several_per_group(sel["code"].to_numpy(), pk)
+    shared = sel[several[sel["code"].to_numpy()]].drop_duplicates(["comp", "code"])
+    text = shared["kind"].astype(str) + " " + use_values(shared, code_values)
     return text.groupby(shared["comp"].to_numpy()).agg(
         lambda s: (
             "shared identifiers: "
@@ -100,9 +103,9 @@ def _conflicting(uses: pd.DataFrame, n: int, alive: np.ndarray, pk_code: np.ndar
     labels = row_components(n, uses["row"].to_numpy(), uses["code"].to_numpy())
     uses["comp"] = labels[uses["row"].to_numpy()]
     live = np.flatnonzero(alive)
-    keys_per_comp = distinct_per_group(labels[live], pk_code[live])
+    several = several_per_group(labels[live], pk_code[live])
     conflict = np.zeros(n, dtype=bool)
-    conflict[live] = keys_per_comp[labels[live]] > 1
+    conflict[live] = several[labels[live]]
     return conflict
 
 
@@ -142,9 +145,6 @@ def prepare_audience(
     uses = norm.uses
     dropped = [norm.dropped]
 
-    pk_text = ("EXTERNAL_ID:" + norm.external_id).where(
-        norm.external_id.notna(), uses_kind_prefix(audience) + norm.identify_by
-    )
     pk_code = _person_codes(uses, n)
 
     def quarantine(mask: np.ndarray, code: QuarantineReason, text: np.ndarray | str) -> None:
@@ -157,7 +157,7 @@ def prepare_audience(
     if conflict.any():
         comp_of_row = np.full(n, -1, dtype=np.int64)
         comp_of_row[uses["row"].to_numpy()] = uses["comp"].to_numpy()
-        shared_text = _describe_shared(uses, pk_code, conflict)
+        shared_text = _describe_shared(uses, norm.code_values, pk_code, conflict)
         row_detail = _per_row(comp_of_row, conflict, shared_text.to_dict())
         if policy is ConflictPolicy.QUARANTINE:
             quarantine(conflict, QuarantineReason.IDENTITY_CONFLICT, row_detail)
@@ -179,8 +179,8 @@ def prepare_audience(
             winner = pd.Series(best["pk"].to_numpy(), index=best["comp"].to_numpy())
             loser = np.zeros(n, dtype=bool)
             loser[rows] = winner.reindex(comp_of_row[rows]).to_numpy() != pk_code[rows]
-            kept = pk_text.to_numpy(dtype=object)[np.asarray(best["pos"].to_numpy())]
-            kept_by_comp = dict(zip(best["comp"].tolist(), kept.tolist(), strict=True))
+            kept = norm.key_texts(pk_code[best["pos"].to_numpy()]).to_pylist()
+            kept_by_comp = dict(zip(best["comp"].tolist(), kept, strict=True))
             note = _per_row(comp_of_row, loser, kept_by_comp)
             text = np.array(
                 [
@@ -204,7 +204,7 @@ def prepare_audience(
                     {
                         "row": secondary["row"].to_numpy(),
                         "column": secondary["column"].astype(str).to_numpy(),
-                        "value": secondary["value"].to_numpy(),
+                        "value": use_values(secondary, norm.code_values),
                         "reason": DroppedValueReason.SHARED_IDENTIFIER.value,
                     }
                 )
@@ -221,7 +221,10 @@ def prepare_audience(
     anchor_by_key: dict[str, str] = {}
     if prior_identities is not None and len(prior_identities):
         resolution = resolve_profiles(
-            uses, pk_text.to_numpy(dtype=object), load_prior_profiles(prior_identities)
+            uses,
+            norm.code_values,
+            np.asarray(norm.key_texts(pk_code).to_numpy(zero_copy_only=False), dtype=object),
+            load_prior_profiles(prior_identities),
         )
         quarantine(
             resolution.would_merge,
@@ -241,7 +244,7 @@ def prepare_audience(
     recency = audience.conflicts.recency_column
     rank = _rank(frame[recency]) if recency else np.zeros(n)
     participants, unsendable = build_participants(
-        frame, audience, row_ids, uses, norm.code_values, alive, pk_text, pk_code, rank
+        frame, audience, row_ids, uses, norm, alive, pk_code, rank
     )
     if unsendable.any():
         quarantine(
@@ -270,13 +273,6 @@ def _person_codes(uses: pd.DataFrame, n: int) -> np.ndarray:
     return codes
 
 
-def uses_kind_prefix(audience: AudienceConfig) -> str:
-    """Person-key prefix for rows keyed by their identifyBy (``EMAIL:`` ...)."""
-    from moments_pipeline.identity._normalize_frame import identify_by_kind
-
-    return identify_by_kind(audience) + ":"
-
-
 def _per_row(comp_of_row: np.ndarray, mask: np.ndarray, by_comp: dict) -> np.ndarray:
     """Text per row from a per-component mapping, for the rows in ``mask`` ("" elsewhere)."""
     out = np.full(len(comp_of_row), "", dtype=object)
@@ -287,8 +283,8 @@ def _per_row(comp_of_row: np.ndarray, mask: np.ndarray, by_comp: dict) -> np.nda
 
 def _shared_uses(uses: pd.DataFrame, pk_code: np.ndarray) -> np.ndarray:
     codes = uses["code"].to_numpy()
-    persons = distinct_per_group(codes, pk_code[uses["row"].to_numpy()])
-    return persons[codes] > 1
+    several = several_per_group(codes, pk_code[uses["row"].to_numpy()])
+    return several[codes]
 
 
 def _result(

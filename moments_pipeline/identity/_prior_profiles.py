@@ -21,9 +21,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from moments_pipeline.identity._graph import row_components
-from moments_pipeline.identity._normalize_frame import EXTERNAL_ID
+from moments_pipeline.identity._normalize_frame import EXTERNAL_ID, use_values
 from moments_pipeline.identity._participants import IDENTITY_COLUMNS
 
 _DETAIL_LIMIT = 5
@@ -114,12 +115,13 @@ def _joined(texts: pd.Series) -> str:
 
 
 def resolve_profiles(
-    uses: pd.DataFrame, pk_text: np.ndarray, profiles: PriorProfiles
+    uses: pd.DataFrame, code_values: pa.Array, pk_text: np.ndarray, profiles: PriorProfiles
 ) -> ProfileResolution:
     """Match each person's identifiers (the rows in ``uses``) against the prior profiles.
 
     Args:
-        uses: The long identifier table of the rows still alive (``row``, ``kind``, ``value``).
+        uses: The long identifier table of the rows still alive (``row``, ``kind``, ``code``).
+        code_values: The value of each identifier code.
         pk_text: Person key per input row.
         profiles: ``load_prior_profiles`` of the ledger.
 
@@ -132,7 +134,7 @@ def resolve_profiles(
         {
             "pk": pk_text[rows],
             "kind": uses["kind"].astype(str).to_numpy(),
-            "identifier": uses["value"].astype(str).to_numpy(),
+            "identifier": use_values(uses, code_values),
         }
     )
     hits = probe.merge(profiles.lookup, on=["kind", "identifier"], how="inner")
