@@ -9,7 +9,16 @@ deviations of the live service, named by ``../shared/infobip/README.md``, are ex
   RFC 3339 timestamp (``2022-07-11T06:38:12.757+0000``).
 
 Nothing else is excused: any other schema error, an undocumented status, a missing body or an
-unknown path is a violation. ``/_emulator/`` inspection paths are outside the spec and skipped.
+unknown path is a violation.
+
+Strictness: the document's object schemas name their ``properties`` but (mostly) give no
+``required`` and leave extra properties open, so as published it would accept the wrong error
+envelope, a misspelled field or ``{}``. Before the OpenAPI object is built, ``strict_spec``
+gives every object schema that has ``properties`` and no ``additionalProperties`` of its own
+``additionalProperties: false`` and ``minProperties: 1``: an answer may only use the fields
+the spec names, and must use at least one. Free-form maps the spec declares as such
+(``customAttributes``, ``variables``...) keep their ``additionalProperties``. Every JSON example
+of the spec still passes (a test checks it). ``/_emulator/`` inspection paths are outside the spec and skipped.
 A schema error under ``anyOf`` is excused only if one branch fails solely by excused errors.
 
 One reading, not an excuse: 502/503/504 are gateway answers (the emulator injects them as
@@ -22,6 +31,7 @@ against the operation's 500 answer when its own status is not documented.
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 import re
@@ -30,7 +40,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import parse_qsl
 
 from jsonschema.exceptions import ValidationError as SchemaError
@@ -106,6 +116,37 @@ class Violation:
         return f"{self.exchange}: {self.location}: {self.message}"
 
 
+def strict_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """Return a copy of ``spec`` whose object schemas with ``properties`` are closed.
+
+    Every schema holding ``properties`` and no ``additionalProperties`` gets
+    ``additionalProperties: false`` and ``minProperties: 1``; nothing else changes.
+
+    Args:
+        spec: The parsed OpenAPI document (left untouched).
+    """
+    strict: dict[str, Any] = copy.deepcopy(dict(spec))
+
+    def close(node: object) -> None:
+        if isinstance(node, dict):
+            if (
+                isinstance(node.get("properties"), dict)
+                and "additionalProperties" not in node
+                and node.get("type", "object") == "object"
+            ):
+                node["additionalProperties"] = False
+                node.setdefault("minProperties", 1)
+            for key, value in node.items():
+                if key not in ("example", "examples"):  # data, not schemas
+                    close(value)
+        elif isinstance(node, list):
+            for value in node:
+                close(value)
+
+    close(strict)
+    return strict
+
+
 def excused_deviation(error: SchemaError) -> str | None:
     """Return which README-named deviation ``error`` is, or None if it is not excused.
 
@@ -164,7 +205,7 @@ class ContractValidator:
 
     def __init__(self, spec_path: Path) -> None:
         self.spec_path = spec_path
-        self._openapi = OpenAPI.from_dict(json.loads(spec_path.read_text()))
+        self._openapi = OpenAPI.from_dict(strict_spec(json.loads(spec_path.read_text())))
 
     def raw_errors(self, exchange: RecordedExchange) -> list[Exception]:
         """Return openapi-core's response errors for one exchange, nothing excused.

@@ -21,6 +21,7 @@ from tests.contract.openapi_validation import (
     Exchange,
     excused_deviation,
     format_violations,
+    strict_spec,
 )
 from tests.fixtures.contract import emulators_in, registry_violations
 
@@ -211,3 +212,80 @@ def test_contract_validator_fixture_is_shared(contract_validator):
     from tests.contract.openapi_validation import contract_validator as load
 
     assert load(contract_validator.spec_path) is contract_validator
+
+
+GENERAL = {"requestError": {"serviceException": {"messageId": "GENERAL_ERROR", "text": "x"}}}
+
+
+@pytest.mark.parametrize(
+    ("exchange", "location", "message"),
+    [
+        pytest.param(
+            Exchange("POST", ADD_PATH, 200, _json({"operationId": "op", "status": "OK"})),
+            "$",
+            "Additional properties are not allowed ('status' was unexpected)",
+            id="extra-field-on-add-200",
+        ),
+        pytest.param(
+            Exchange(
+                "POST",
+                ADD_PATH,
+                404,
+                _json({"errorCode": "40401", "errorMesage": "Could not find active flow"}),
+            ),
+            "$",
+            "Additional properties are not allowed ('errorMesage' was unexpected)",
+            id="misspelled-errorMessage-on-404",
+        ),
+        pytest.param(
+            Exchange("GET", FORM_PATH, 404, _json({"errorCode": "40401", "errorMessage": "nope"})),
+            "$",
+            "Additional properties are not allowed ('errorCode', 'errorMessage' were unexpected)",
+            id="flow-envelope-on-get-form-404",
+        ),
+        pytest.param(
+            Exchange(
+                "POST", ADD_PATH, 429, _json({"errorCode": "42900", "errorMessage": "slow down"})
+            ),
+            "$",
+            "Additional properties are not allowed ('errorCode', 'errorMessage' were unexpected)",
+            id="flow-envelope-on-429",
+        ),
+        pytest.param(
+            Exchange("POST", ADD_PATH, 400, b"{}"),
+            "$",
+            "matches none of the anyOf alternatives",
+            id="empty-object-on-400",
+        ),
+    ],
+)
+def test_near_misses_of_the_envelopes_are_rejected(contract_validator, exchange, location, message):
+    violations = contract_validator.validate(exchange)
+    assert violations, "the strict check accepted a near miss"
+    assert [v.location for v in violations] == [location]
+    assert message in violations[0].message
+
+
+def test_empty_object_on_400_names_both_alternatives(contract_validator):
+    (violation,) = contract_validator.validate(Exchange("POST", ADD_PATH, 400, b"{}"))
+    assert "branch 0: $ {} should be non-empty" in violation.message
+    assert "branch 1: $ {} should be non-empty" in violation.message
+
+
+def test_strict_spec_closes_only_object_schemas_with_properties(openapi_spec):
+    strict = strict_spec(openapi_spec)
+    schemas = strict["components"]["schemas"]
+    exception = schemas[
+        "900634339512041dd9c6cd5c4ad62d6cf43ea57e0548f5deeceb9f79d92b92f0.ExceptionResponse"
+    ]
+    assert (exception["additionalProperties"], exception["minProperties"]) == (False, 1)
+    person = schemas["900634339512041dd9c6cd5c4ad62d6cf43ea57e0548f5deeceb9f79d92b92f0.IamPersonV2"]
+    assert person["properties"]["customAttributes"]["additionalProperties"] == {"type": "object"}
+    assert "additionalProperties" not in openapi_spec["components"]["schemas"]["ApiException"]
+
+
+def test_the_general_error_envelope_passes_strictly_and_its_near_miss_fails(contract_validator):
+    assert contract_validator.validate(Exchange("POST", ADD_PATH, 500, _json(GENERAL))) == []
+    typo = {"requestError": {"serviceExeption": GENERAL["requestError"]["serviceException"]}}
+    violations = contract_validator.validate(Exchange("POST", ADD_PATH, 500, _json(typo)))
+    assert [v.location for v in violations] == ["$['requestError']"]
