@@ -9,7 +9,8 @@ deviations of the live service, named by ``../shared/infobip/README.md``, are ex
   RFC 3339 timestamp (``2022-07-11T06:38:12.757+0000``).
 
 Nothing else is excused: any other schema error, an undocumented status, a missing body or an
-unknown path is a violation.
+unknown path is a violation. ``/_emulator/`` inspection paths are outside the spec and skipped.
+A schema error under ``anyOf`` is excused only if one branch fails solely by excused errors.
 
 Strictness: the document's object schemas name their ``properties`` but (mostly) give no
 ``required`` and leave extra properties open, so as published it would accept the wrong error
@@ -18,8 +19,7 @@ gives every object schema that has ``properties`` and no ``additionalProperties`
 ``additionalProperties: false`` and ``minProperties: 1``: an answer may only use the fields
 the spec names, and must use at least one. Free-form maps the spec declares as such
 (``customAttributes``, ``variables``...) keep their ``additionalProperties``. Every JSON example
-of the spec still passes (a test checks it). ``/_emulator/`` inspection paths are outside the spec and skipped.
-A schema error under ``anyOf`` is excused only if one branch fails solely by excused errors.
+of the spec still passes (a test checks it).
 
 One reading, not an excuse: 502/503/504 are gateway answers (the emulator injects them as
 faults, the live service's load balancer sends them) that the spec documents for no
