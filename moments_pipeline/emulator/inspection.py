@@ -2,8 +2,10 @@
 
 Read: people, merges, flow memberships, operations, form submissions and views, the request
 log, callback attempts, faults. Control: replace faults (PUT), queue deterministic faults
-(POST faults/next), advance a manual clock, reset. Reads first process what is due so that
-what a test sees matches what a report would say.
+(POST faults/next), advance a manual clock, reset. On a manual clock reads first process what
+is due so that what a test sees matches what a report would say; on the wall clock they show
+the state as the background worker has left it (``Emulator.catch_up``), so a read never
+stalls the server.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ _QUEUED = TypeAdapter(QueuedFault | list[QueuedFault])
 
 def _emulator(request: Request) -> Emulator:
     emulator: Emulator = request.app.state.emulator
-    emulator.process_due()
+    emulator.catch_up()
     return emulator
 
 

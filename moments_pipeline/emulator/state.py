@@ -6,9 +6,14 @@ routes), the request log, recorded exchanges, fault control and the rate limiter
 
 Processing of operations is asynchronous: an operation becomes due ``processing_delay_s``
 (+ the fault ``report_delay_s``) after acceptance and is processed, in acceptance order, by a
-background task, or synchronously whenever a report or the inspection API is read or a manual
-clock is advanced (so tests need no sleeps). With a state file every mutation is journaled
-(``persistence``) and replayed at start; operations still pending then complete afterwards.
+background task in slices, so requests are answered between slices. On the wall clock a
+report (or a remove, or an inspection read) never processes anything itself: it says what the
+background worker has done so far (PENDING until then), as the real service would, and a
+large backlog never freezes the server inside one request. Only on a ``ManualClock`` (tests)
+are due operations processed synchronously when a report, a remove or the inspection API is
+read, or the clock is advanced (``catch_up``), so tests need no sleeps. With a state file every
+mutation is journaled (``persistence``) and replayed at start; operations still pending then
+complete afterwards.
 """
 
 from __future__ import annotations
@@ -95,6 +100,7 @@ class Emulator:
     ) -> None:
         self.settings = settings
         self.clock: Clock = clock or SystemClock()
+        self._forced_processing = isinstance(self.clock, ManualClock)
         self.people = PeopleStore(self.clock.now)
         self.people.add_merge_listener(self._move_memberships)
         self.flows: dict[int, FlowState] = {}
@@ -213,6 +219,16 @@ class Emulator:
         if op.results is None:
             self._pending.append(op)
 
+    def catch_up(self) -> None:
+        """On a ``ManualClock``, process everything due now; on the wall clock do nothing.
+
+        Reads (report, remove, inspection) call it: a test on a manual clock sees what became
+        due at once, while a served emulator on the wall clock leaves the work to the
+        background worker and answers at once.
+        """
+        if self._forced_processing:
+            self.process_due()
+
     def process_due(self, max_operations: int | None = None) -> int:
         """Process due operations in acceptance order; return how many were completed.
 
@@ -292,8 +308,12 @@ class Emulator:
             gc.freeze()
 
     def report(self, campaign_id: int, operation_id: str) -> dict[str, Any] | None:
-        """Return the report of an operation, or None if unknown, foreign or expired."""
-        self.process_due()
+        """Return the report of an operation, or None if unknown, foreign or expired.
+
+        On the wall clock an operation the background worker has not completed yet is
+        reported PENDING (see ``catch_up``).
+        """
+        self.catch_up()
         op = self.operations.get(operation_id)
         if op is None or op.campaign_id != campaign_id:
             return None
@@ -389,7 +409,7 @@ class Emulator:
             return RemoveOutcome(
                 404, "40401", f"Could not find active flow for campaign {campaign_id}"
             )
-        self.process_due()
+        self.catch_up()
         found = {pid for pid in (self.people.find(i) for i in given) if pid is not None}
         if not found:
             return RemoveOutcome(404, "40402", "Person not found")
