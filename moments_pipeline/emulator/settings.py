@@ -7,11 +7,11 @@ A bad config file raises ``ConfigError`` naming the file and the offending field
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import orjson
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 __all__ = [
     "DEFAULT_CUSTOM_ATTRIBUTES",
@@ -30,6 +30,17 @@ FaultKind = Literal["500", "502", "503", "429", "drop_before", "drop_after", "la
 
 def _all_error_statuses() -> list[Literal[500, 502, 503]]:
     return [500, 502, 503]
+
+
+def _form_with_id(form: dict[str, Any]) -> dict[str, Any]:
+    """A configured form must carry a non-blank string ``id`` (the rest has defaults)."""
+    form_id = form.get("id")
+    if not isinstance(form_id, str) or not form_id.strip():
+        raise ValueError("field 'id' is required: a non-blank string (the form's id)")
+    return form
+
+
+ConfiguredForm = Annotated[dict[str, Any], AfterValidator(_form_with_id)]
 
 
 class _Strict(BaseModel):
@@ -122,7 +133,8 @@ class EmulatorSettings(_Strict):
         rate_limit_jitter_ms: Tolerance of the sliding window (see ``ratelimit``).
         seed_spec_examples: Seed the spec's example flows (and forms).
         flows: Flows in addition to (or overriding) the spec's examples.
-        forms: Forms (ApiFormDto dicts) in addition to the forms engineer's defaults.
+        forms: Forms (ApiFormDto dicts, ``id`` required) in addition to the spec's example
+            forms; fields left out get ``forms_seed.complete_form``'s defaults.
         custom_attributes: Custom attribute names defined for the account.
         credits: Credit balance (one per accepted participant); None: unlimited.
         processing_delay_s: Time between accepting and processing an add operation.
@@ -144,7 +156,7 @@ class EmulatorSettings(_Strict):
     rate_limit_jitter_ms: float = Field(default=50.0, ge=0, lt=1000)
     seed_spec_examples: bool = True
     flows: list[FlowConfig] = Field(default_factory=list)
-    forms: list[dict[str, Any]] = Field(default_factory=list)
+    forms: list[ConfiguredForm] = Field(default_factory=list)
     custom_attributes: list[str] = Field(default_factory=lambda: list(DEFAULT_CUSTOM_ATTRIBUTES))
     credits: int | None = Field(default=None, ge=0)
     processing_delay_s: float = Field(default=0.2, ge=0)

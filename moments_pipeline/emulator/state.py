@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import gc
 import uuid
 from collections import deque
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -32,7 +34,7 @@ from .callbacks import CallbackSender
 from .clock import Clock, ManualClock, SystemClock
 from .faults import FaultController
 from .flows import AddRequest, FlowState, Operation, ParticipantRun
-from .forms_seed import default_forms
+from .forms_seed import complete_form, default_forms
 from .people import Identifier, PeopleStore
 from .persistence import Journal, read_journal
 from .ratelimit import RateLimiter
@@ -132,6 +134,9 @@ class Emulator:
         self._forms_saved = 0
         # Set by the CLI, which owns its process: see ``_work``.
         self.freeze_gc = False
+        seeded_at = datetime.fromtimestamp(self.clock.now(), UTC)
+        # Configured forms are served complete (every required ApiFormDto field), stamped once.
+        self._configured_forms = [complete_form(f, now=seeded_at) for f in settings.forms]
         self._seed()
         self.journal: Journal | None = None
         if settings.state_path is not None:
@@ -147,8 +152,8 @@ class Emulator:
         forms: list[dict[str, Any]] = []
         if self.settings.seed_spec_examples:
             forms.extend(default_forms())
-        forms.extend(self.settings.forms)
-        self.forms = {str(f["id"]): dict(f) for f in forms if "id" in f}
+        forms.extend(copy.deepcopy(self._configured_forms))
+        self.forms = {str(f["id"]): f for f in forms}
         self.form_views = dict.fromkeys(self.forms, 0)
 
     def reset(self) -> None:
