@@ -1,7 +1,8 @@
 """The request gate in front of every API route: faults, auth, rate limit, log, recording.
 
 Order for a request of a spec operation: injected fault (drop before / 5xx / 429: the request
-is not processed), authentication (401), rate limit (429 + Retry-After), the route, then the
+is not processed), authentication (401), rate limit (429 + Retry-After; one budget for the
+account, whichever credential is used), the route, then the
 ``drop_after`` fault (processed, connection dropped) or injected latency (after processing).
 ``/_emulator/`` requests skip all of it and are not logged.
 
@@ -67,6 +68,9 @@ RATE_LIMITED_OPERATIONS = frozenset(
     }
 )
 _FORMS_MUTATIONS = frozenset({"increment-view-count", "submit-form-data"})
+# The spec's limit is per account, and the emulator models one account: every App key and
+# Basic user is a credential of it, so they all draw on this one budget.
+_ACCOUNT = "account"
 
 
 def spec_operation(method: str, path: str) -> str | None:
@@ -161,7 +165,7 @@ class EmulatorGate:
             if account is None:
                 response = unauthorized()
             elif operation in RATE_LIMITED_OPERATIONS and emulator.rate_limiter is not None:
-                retry_after = emulator.rate_limiter.admit(account, emulator.now())
+                retry_after = emulator.rate_limiter.admit(_ACCOUNT, emulator.now())
                 if retry_after is not None:
                     response = too_many_requests(retry_after)
 

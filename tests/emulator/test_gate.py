@@ -88,6 +88,26 @@ async def test_eleventh_request_in_a_second_gets_429_with_retry_after(
     assert len(app.state.emulator.operations) == 10
 
 
+async def test_the_rate_limit_is_per_account_not_per_credential(make_emulator_app: Any) -> None:
+    app = make_emulator_app(
+        rate_limit_per_s=10,
+        api_keys=[SecretStr("test-key"), SecretStr("second-key")],
+        basic_users=[BasicUser(username="ann", password=SecretStr("open-sesame"))],
+    )
+    basic = "Basic " + base64.b64encode(b"ann:open-sesame").decode()
+    credentials = ["App test-key", "App second-key", basic] * 3 + ["App test-key"]
+    statuses = []
+    for auth in credentials:
+        async with _client(app, auth) as client:
+            statuses.append((await client.post(ADD, json=BODY)).status_code)
+    assert statuses == [200] * 10
+    for auth in ("App second-key", basic):
+        async with _client(app, auth) as client:
+            refused = await client.post(ADD, json=BODY)
+        assert (refused.status_code, refused.json()) == (429, TOO_MANY)
+    assert len(app.state.emulator.operations) == 10
+
+
 async def test_pacing_at_exactly_ten_per_second_never_sees_429(
     make_emulator_app: Any, emulator_clock: Any
 ) -> None:
