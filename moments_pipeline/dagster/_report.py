@@ -77,10 +77,19 @@ def with_bodies(prepared: PreparedAudience, bodies: Sequence[Mapping[str, Any]])
 
 
 def sync_participants(participants: pd.DataFrame) -> list[SyncParticipant]:
-    """The engine's input, read back from the stored participants table."""
+    """The engine's input, read back from the stored participants table.
+
+    ``profile_anchor`` (the Infobip profile the identity layer resolved each person to) rides
+    along, so the identity ledger records the person's identifiers under that profile.
+    """
+    keys = participants["person_key"].astype(str).tolist()
+    if "profile_anchor" in participants.columns:
+        anchors = [None if pd.isna(a) else str(a) for a in participants["profile_anchor"]]
+    else:
+        anchors = [None] * len(keys)
     return [
-        SyncParticipant(person_key=str(k), body=orjson.loads(b))
-        for k, b in zip(participants["person_key"], participants[BODY_COLUMN], strict=True)
+        SyncParticipant(person_key=k, body=orjson.loads(b), profile_anchor=a)
+        for k, b, a in zip(keys, participants[BODY_COLUMN], anchors, strict=True)
     ]
 
 
