@@ -170,7 +170,7 @@ def normalize_frame(frame: pd.DataFrame, audience: AudienceConfig) -> Normalized
                         }
                     )
                 )
-    uses, code_values, kind_starts = _uses_table(parts)
+    uses, code_values, kind_starts = _uses_table(parts, n)
     dropped_frame = (
         pd.concat(dropped, ignore_index=True)
         if dropped
@@ -189,7 +189,7 @@ def use_values(uses: pd.DataFrame, code_values: pa.Array) -> np.ndarray:
 
 
 def _uses_table(
-    parts: list[tuple[str, str, pa.Array, np.ndarray, bool]],
+    parts: list[tuple[str, str, pa.Array, np.ndarray, bool]], n_rows: int
 ) -> tuple[pd.DataFrame, pa.Array, np.ndarray]:
     """The long table, with a dense code per (kind, value) computed once per kind.
 
@@ -200,6 +200,7 @@ def _uses_table(
     kinds = list(dict.fromkeys(kind for kind, *_ in parts))
     columns = list(dict.fromkeys(name for _, name, *_ in parts))
     codes: list[np.ndarray] = [np.empty(0, dtype=np.int64)] * len(parts)
+    kept_rows = [p[3] for p in parts]
     dictionaries: list[pa.Array] = [pa.array([], type=pa.large_string())]
     starts: list[int] = []
     offset = 0
@@ -214,14 +215,21 @@ def _uses_table(
         dictionary = encoded.chunks[0].dictionary if encoded.num_chunks else pa.array([])
         offset += len(dictionary)
         dictionaries.append(dictionary.cast(pa.large_string()))
-    row = np.concatenate([p[3] for p in parts])
+        # The same value in two columns of one row is one use (the earlier part's).
+        for later, j in enumerate(members[1:], start=1):
+            seen = np.full(n_rows, -1, dtype=np.int64)
+            unique = np.ones(len(codes[j]), dtype=bool)
+            for i in members[:later]:
+                seen[kept_rows[i]] = codes[i]
+                unique &= seen[kept_rows[j]] != codes[j]
+                seen[kept_rows[i]] = -1
+            kept_rows[j], codes[j] = kept_rows[j][unique], codes[j][unique]
+    row = np.concatenate(kept_rows)
     code = np.concatenate(codes)
     # Stable by row: within a row the parts keep their order (identifyBy first).
     order = np.argsort(row, kind="stable")
     row, code = row[order], code[order]
-    first = ~pd.Series(row * offset + code).duplicated().to_numpy()
-    order, row, code = order[first], row[first], code[first]
-    sizes = [len(p[3]) for p in parts]
+    sizes = [len(r) for r in kept_rows]
     part_of = np.repeat(np.arange(len(parts)), sizes)[order]
     kind_index = np.array([kinds.index(p[0]) for p in parts])[part_of]
     column_index = np.array([columns.index(p[1]) for p in parts])[part_of]

@@ -129,19 +129,26 @@ def build_participants(
     _check_codes(use_person, use_code, code_values, audience)
 
     n_persons = len(reps)
-    contact_lists = {}
+    contacts = {}
     for kind in ("EMAIL", "PHONE"):
         sel = kind_code == (kind_names.index(kind) if kind in kind_names else -2)
         p, c = use_person[sel], use_code[sel]
         keep = _first_pairs(p, c)
-        contact_lists[kind] = _lists(p[keep], c[keep], code_values, n_persons)
-    rows_alive = np.flatnonzero(person >= 0)
-    source_rows = _lists(person[rows_alive], rows_alive, to_arrow(row_ids), n_persons)
-
+        contacts[kind] = (p[keep], c[keep])
     ext_code = np.full(n, -1, dtype=np.int64)
     ext_uses = kind_code == (kind_names.index(EXTERNAL_ID) if EXTERNAL_ID in kind_names else -2)
     ext_code[use_row[ext_uses]] = use_code[ext_uses]
     rep_ext = ext_code[reps]
+    # The use arrays are the largest temporaries: drop them before creating the lists.
+    del use_row, use_code, use_person, kind_code, ext_code, sel, p, c, keep, ext_uses
+    contact_lists = {
+        kind: _lists(p_kind, c_kind, code_values, n_persons)
+        for kind, (p_kind, c_kind) in contacts.items()
+    }
+    del contacts
+    rows_alive = np.flatnonzero(person >= 0)
+    source_rows = _lists(person[rows_alive], rows_alive, to_arrow(row_ids), n_persons)
+
     participants = pd.DataFrame(
         {
             "person_key": from_arrow(norm.key_texts(pk_code[reps])),

@@ -176,7 +176,7 @@ def _country_codes(rest: pa.Array) -> tuple[np.ndarray, np.ndarray]:
 
 def decide_phones(
     values: pa.Array, region_codes: np.ndarray, region_names: list[str]
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[pa.Array, np.ndarray]:
     """Decide distinct (trimmed raw phone, region) pairs where the replay is exact.
 
     Args:
@@ -185,14 +185,15 @@ def decide_phones(
         region_names: Upper-case ISO alpha-2 regions.
 
     Returns:
-        Digits ``<cc><nsn>`` (object array, None where not accepted) and the mask of values
+        Digits ``<cc><nsn>`` (Arrow strings, null where not accepted) and the mask of values
         whose outcome (accepted or rejected) is decided; the rest need the library.
     """
     n = len(values)
-    out = np.full(n, None, dtype=object)
     decided = np.zeros(n, dtype=bool)
+    accepted_rows: list[np.ndarray] = []
+    accepted_digits: list[pa.Array] = []
     if n == 0:
-        return out, decided
+        return _assemble(n, accepted_rows, accepted_digits), decided
     text = values.cast(pa.large_string())
     clean = _bools(pc.match_substring_regex(text, pattern=_CLEAN))
     plus = _bools(pc.starts_with(text, "+"))
@@ -258,7 +259,7 @@ def decide_phones(
             national_exact[rows_i[sel]] = exact
 
     if not nat_rows:
-        return out, decided
+        return _assemble(n, accepted_rows, accepted_digits), decided
     all_rows = np.concatenate(nat_rows)
     all_cc = np.concatenate(nat_cc)
     all_nsn = pa.concat_arrays([a.cast(pa.large_string()) for a in nat_nsn])
@@ -275,14 +276,28 @@ def decide_phones(
             continue  # a metadata pattern RE2 cannot run: the library decides these
         rows = all_rows[sel]
         ok = valid & sized[sel] & enough_digits[rows]
-        accepted = np.flatnonzero(ok)
-        prefix = str(cc)
-        nsn_text = all_nsn.filter(pa.array(sel)).take(pa.array(accepted)).to_pylist()
-        out[rows[accepted]] = [prefix + v for v in nsn_text]
+        accepted_rows.append(rows[ok])
+        accepted_digits.append(
+            pc.binary_join_element_wise(
+                pa.scalar(str(cc), pa.large_string()),
+                all_nsn.filter(pa.array(sel)).filter(pa.array(ok)),
+                pa.scalar("", pa.large_string()),
+            )
+        )
         decided[rows[ok]] = True
         # A rejection is the library's only where the whole replay was exact.
         decided[rows[~ok & national_exact[rows]]] = True
-    return out, decided
+    return _assemble(n, accepted_rows, accepted_digits), decided
+
+
+def _assemble(n: int, rows: list[np.ndarray], pieces: list[pa.Array]) -> pa.Array:
+    """One array of length ``n``: ``pieces[k][i]`` at ``rows[k][i]``, null elsewhere."""
+    position = np.full(n, -1, dtype=np.int64)
+    if rows:
+        taken = np.concatenate(rows)
+        position[taken] = np.arange(len(taken))
+    source = pa.concat_arrays([pa.array([], pa.large_string()), *pieces])
+    return source.take(pa.array(position, mask=position < 0))
 
 
 def fast_phones(values: list[str], regions: list[str | None]) -> list[str | None]:
@@ -299,4 +314,4 @@ def fast_phones(values: list[str], regions: list[str | None]) -> list[str | None
     index = {r: i for i, r in enumerate(names)}
     codes = np.array([index.get(r, -1) if r else -1 for r in regions], dtype=np.int64)
     digits, _ = decide_phones(pa.array(values, type=pa.large_string()), codes, names)
-    return digits.tolist()
+    return digits.to_pylist()

@@ -78,7 +78,7 @@ def normalize_phones(
     region_code, region_names = _region_codes(len(text), regions, default_region)
     # Row -> distinct (value, region) pair; -1 (null on take) for missing values.
     pair_of_row = np.full(len(text), -1, dtype=np.int64)
-    digits: list[str | None] = []
+    pair_digits = pa.array([], type=pa.large_string())
     rows = np.flatnonzero(present)
     if len(rows):
         # Distinct pairs through integer codes, not tuples of strings.
@@ -88,26 +88,23 @@ def normalize_phones(
         pair_of_row[rows] = pair_code
         values = to_arrow(distinct_values).take(pa.array(pairs // width))
         pair_region = pairs % width - 1
-        short = np.asarray(pc.utf8_length(values).to_numpy(zero_copy_only=False)) <= (
-            MAX_PHONE_LENGTH
-        )
-        decided_digits = np.full(len(pairs), None, dtype=object)
-        decided = ~short
-        candidates = np.flatnonzero(short)
+        lengths = np.asarray(pc.utf8_length(values).to_numpy(zero_copy_only=False))
+        candidates = np.flatnonzero(lengths <= MAX_PHONE_LENGTH)
         fast, fast_decided = decide_phones(
             values.take(pa.array(candidates)), pair_region[candidates], region_names
         )
-        decided_digits[candidates] = fast
-        decided[candidates] = fast_decided
-        # Whatever the replay leaves undecided is decided by the library itself.
-        rest = np.flatnonzero(~decided)
-        if len(rest):
-            rest_values = values.take(pa.array(rest)).to_pylist()
-            rest_regions = [region_names[r] if r >= 0 else None for r in pair_region[rest]]
-            decided_digits[rest] = [
-                library_phone(v, r) for v, r in zip(rest_values, rest_regions, strict=True)
-            ]
-        digits = decided_digits.tolist()
+        # Longer values are refused; the replay's undecided ones go to the library itself.
+        rest = candidates[~fast_decided]
+        rest_values = values.take(pa.array(rest)).to_pylist()
+        rest_regions = [region_names[r] if r >= 0 else None for r in pair_region[rest].tolist()]
+        library = pa.array(
+            [library_phone(v, r) for v, r in zip(rest_values, rest_regions, strict=True)],
+            type=pa.large_string(),
+        )
+        source = np.full(len(pairs), -1, dtype=np.int64)
+        source[candidates] = np.arange(len(candidates))
+        source[rest] = len(candidates) + np.arange(len(rest))
+        pair_digits = pa.concat_arrays([fast, library]).take(pa.array(source, mask=source < 0))
     indices = pa.array(pair_of_row, mask=pair_of_row < 0)
-    normalized = from_arrow(pa.array(digits, type=pa.large_string()).take(indices), text.index)
+    normalized = from_arrow(pair_digits.take(indices), text.index)
     return Normalized(normalized, pd.Series(present, index=text.index) & normalized.isna())

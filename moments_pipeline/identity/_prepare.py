@@ -211,9 +211,14 @@ def prepare_audience(
             )
             uses = uses[~shared_uses]
         uses = uses[pd.isna(reason)[uses["row"].to_numpy()]].reset_index(drop=True)
-        # Re-check: whatever a policy left must be free of conflicts.
+        # Re-check: whatever a policy left must be free of conflicts. (Quarantining whole
+        # components leaves none by construction; the uniqueness check still runs later.)
         alive = pd.isna(reason)
-        again = _conflicting(uses, n, alive, pk_code)
+        again = (
+            np.zeros(n, dtype=bool)
+            if policy is ConflictPolicy.QUARANTINE
+            else _conflicting(uses, n, alive, pk_code)
+        )
         if again.any():
             quarantine(again, QuarantineReason.IDENTITY_CONFLICT, "conflict left after policy")
             uses = uses[~again[uses["row"].to_numpy()]].reset_index(drop=True)

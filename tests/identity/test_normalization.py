@@ -219,7 +219,7 @@ def test_phone_replay_decisions_accept_and_reject_exactly_as_the_library() -> No
     regions = [names[c] if c >= 0 else None for c in codes]
     checked = [
         (raw, region, got)
-        for raw, region, got, sure in zip(raws, regions, digits, decided, strict=True)
+        for raw, region, got, sure in zip(raws, regions, digits.to_pylist(), decided, strict=True)
         if sure
     ]
     assert sum(g is None for _, _, g in checked) > 500  # rejections are decided too

@@ -296,3 +296,31 @@ def test_invariant_check_refuses_a_shared_identifier() -> None:
     )
     with pytest.raises(IdentityInvariantError, match=r"a@x\.com"):
         check_unique_identifiers(participants, audience())
+
+
+def test_a_value_repeated_across_columns_of_one_row_is_one_contact() -> None:
+    data = frame(
+        [
+            {
+                "rid": "a",
+                "email": "a@x.com",
+                "email2": " A@x.com",
+                "cid": "1",
+                "phone": "+41793026727",
+                "phone2": "079 302 67 27",
+            },
+            {
+                "rid": "b",
+                "email": "b@x.com",
+                "email2": "a2@x.com",
+                "cid": "1",
+                "phone2": "+41793026728",
+            },
+        ]
+    )
+    result = prepare_audience(data, audience())
+    p = result.participants.iloc[0]
+    assert p["emails"] == ["a@x.com", "b@x.com", "a2@x.com"]
+    assert p["phones"] == ["41793026727", "41793026728"]
+    assert result.dropped_values.empty
+    accounted(result, 2)
