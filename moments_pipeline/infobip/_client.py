@@ -112,6 +112,7 @@ class MomentsClient:
                 rate_budget = RateBudget(
                     config.rate_per_s,
                     safety_margin=config.rate_safety_margin,
+                    max_safety_margin=config.max_rate_safety_margin,
                     clock=self._clock,
                     sleep=self._sleep,
                 )
@@ -434,6 +435,8 @@ class MomentsClient:
                 response.status_code,
                 elapsed_ms,
             )
+            if response.status_code != 429:
+                self._budget.note_accepted()
             if response.is_success:
                 return response
             error = error_from_response(
@@ -450,6 +453,7 @@ class MomentsClient:
                 if pause is None:
                     pause = self._retry.delay(attempt)
                 self._budget.pause(pause)
+                self._budget.note_rate_limited()
                 logger.warning("%s rate limited; account paused %.2f s", operation, pause)
                 last_error = error
                 continue

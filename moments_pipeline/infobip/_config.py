@@ -42,7 +42,9 @@ class MomentsClientConfig(BaseModel):
         rate_per_s: Requests per second allowed for the account (Infobip: 10/s).
         rate_safety_margin: Fraction by which request starts are spaced wider than
             ``1 / rate_per_s`` so that network jitter cannot squeeze 11 requests into one
-            second of the server's window.
+            second of the server's window. This is the floor of the adaptive margin.
+        max_rate_safety_margin: Ceiling of the adaptive margin: after 429s the shared budget
+            widens its spacing up to this, then relaxes slowly (see ``RateBudget``).
         max_in_flight: Upper bound on concurrent requests of one client.
         max_attempts: Attempts per call for the retryable cases (see the package docstring).
         backoff_initial_s: First backoff delay; doubles on each retry, with full jitter.
@@ -59,6 +61,7 @@ class MomentsClientConfig(BaseModel):
     write_timeout_s: float = Field(default=30.0, gt=0)
     rate_per_s: float = Field(default=10.0, gt=0)
     rate_safety_margin: float = Field(default=0.01, ge=0, lt=0.5)
+    max_rate_safety_margin: float = Field(default=0.06, ge=0, lt=0.5)
     max_in_flight: int = Field(default=8, ge=1, le=256)
     max_attempts: int = Field(default=5, ge=1, le=20)
     backoff_initial_s: float = Field(default=0.5, ge=0)

@@ -14,6 +14,19 @@ STARTS, one every ``interval`` (``1 / rate``, widened by a small safety margin),
 
 A 429 pauses the whole budget (every client of the account) until ``Retry-After``.
 
+Adaptive spacing (AIMD on the safety margin). The server counts requests when its application
+handles them, so arrivals bunched by stalls on either side (a GC pause, CPU contention, a
+lagging event loop) can put 11 requests in its window although every start was on schedule.
+Each 429 costs a whole ``Retry-After`` second (ten requests' worth) for the whole account, so
+after a 429 the budget widens its margin additively (``widen_step``, 1.5 points, at most once
+per window of ``k`` starts, since the requests in flight when one is refused were all paced by
+the old spacing) up to ``max_safety_margin`` (6 %). After ``relax_after`` (200, about 20 s)
+accepted requests in a row it narrows the margin again by ``relax_step`` (0.5 point), never
+below the configured ``safety_margin``. A quiet machine so keeps the configured 1 % (about
+0.99 of the ceiling); a loaded one settles at the spacing its jitter needs instead of paying
+one second per 429. The client reports outcomes with :meth:`RateBudget.note_rate_limited` and
+:meth:`RateBudget.note_accepted`.
+
 Constraints: starts are claimed under a ``threading.Lock`` and never awaited under it, so one
 budget works across event loops and threads (the sync facade runs its own loop). Budgets are
 keyed by ``MomentsClientConfig.account_id`` (base URL + key fingerprint), never by the key.
@@ -43,7 +56,12 @@ class RateBudget:
 
     Args:
         rate_per_s: Allowed requests per second.
-        safety_margin: Fraction added to the interval (0.01 = 1 % slower than the limit).
+        safety_margin: Fraction added to the interval (0.01 = 1 % slower than the limit); the
+            adaptive margin never goes below it.
+        max_safety_margin: Ceiling of the adaptive margin (never below ``safety_margin``).
+        widen_step: Margin added after a 429.
+        relax_step: Margin removed after ``relax_after`` accepted requests in a row.
+        relax_after: Accepted requests in a row before the margin narrows one step.
         clock: Monotonic clock in seconds (injectable for tests).
         sleep: Async sleep (injectable for tests).
     """
@@ -53,38 +71,88 @@ class RateBudget:
         rate_per_s: float,
         *,
         safety_margin: float = 0.0,
+        max_safety_margin: float = 0.06,
+        widen_step: float = 0.015,
+        relax_step: float = 0.005,
+        relax_after: int = 200,
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         if rate_per_s <= 0:
             raise ValueError("rate_per_s must be positive")
+        if widen_step < 0 or relax_step < 0 or relax_after < 1:
+            raise ValueError("widen_step and relax_step must be >= 0, relax_after >= 1")
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
         self._paused_until = float("-inf")
         self._next_due = float("-inf")
+        self._max_margin = max_safety_margin
+        self._widen_step = widen_step
+        self._relax_step = relax_step
+        self._relax_after = relax_after
+        self._accepted_in_a_row = 0
+        self._widened_at = float("-inf")
         self._configure(rate_per_s, safety_margin)
+        self._margin = self._base_margin
+        self._interval = self._base_interval * (1.0 + self._margin)
         self.acquired = 0
         self.pauses = 0
+        self.widenings = 0
 
     def _configure(self, rate_per_s: float, safety_margin: float) -> None:
-        self._interval = (1.0 / rate_per_s) * (1.0 + safety_margin)
+        self._base_interval = 1.0 / rate_per_s
+        self._base_margin = safety_margin
         self._window_starts = max(1, round(rate_per_s))
         self._starts: deque[float] = deque(maxlen=self._window_starts)
 
+    def _set_margin(self, margin: float) -> None:
+        """Apply a margin, clamped to [configured margin, max(configured, ceiling)]."""
+        ceiling = max(self._base_margin, self._max_margin)
+        self._margin = min(max(margin, self._base_margin), ceiling)
+        self._interval = self._base_interval * (1.0 + self._margin)
+
     @property
     def interval_s(self) -> float:
-        """Seconds between two request starts, on average."""
+        """Seconds between two request starts, on average (the current adaptive spacing)."""
         return self._interval
+
+    @property
+    def safety_margin(self) -> float:
+        """The current adaptive margin (the configured one on a quiet run)."""
+        return self._margin
 
     def tighten(self, rate_per_s: float, safety_margin: float) -> None:
         """Lower the rate if another client of the account asks for a slower one."""
         interval = (1.0 / rate_per_s) * (1.0 + safety_margin)
         with self._lock:
-            if interval > self._interval:
+            if interval > self._base_interval * (1.0 + self._base_margin):
                 recent = list(self._starts)
+                extra = self._margin - self._base_margin
                 self._configure(rate_per_s, safety_margin)
+                self._set_margin(safety_margin + extra)
                 self._starts.extend(recent[-self._window_starts :])
+
+    def note_rate_limited(self) -> None:
+        """A request of this account got a 429: widen the spacing (once per window)."""
+        with self._lock:
+            now = self._clock()
+            self._accepted_in_a_row = 0
+            # Requests already in flight were paced by the old spacing: their 429s are the
+            # same event, not new evidence.
+            if now - self._widened_at < self._window_starts * self._interval:
+                return
+            self._widened_at = now
+            self._set_margin(self._margin + self._widen_step)
+            self.widenings += 1
+
+    def note_accepted(self) -> None:
+        """A request of this account got past the limiter: relax slowly after a clean run."""
+        with self._lock:
+            self._accepted_in_a_row += 1
+            if self._accepted_in_a_row >= self._relax_after:
+                self._accepted_in_a_row = 0
+                self._set_margin(self._margin - self._relax_step)
 
     def try_start(self) -> float:
         """Claim the right to start a request now; else return the seconds to wait (> 0)."""
@@ -131,7 +199,11 @@ def rate_budget_for(config: MomentsClientConfig) -> RateBudget:
     with _REGISTRY_LOCK:
         budget = _REGISTRY.get(config.account_id)
         if budget is None:
-            budget = RateBudget(config.rate_per_s, safety_margin=config.rate_safety_margin)
+            budget = RateBudget(
+                config.rate_per_s,
+                safety_margin=config.rate_safety_margin,
+                max_safety_margin=config.max_rate_safety_margin,
+            )
             _REGISTRY[config.account_id] = budget
         else:
             budget.tighten(config.rate_per_s, config.rate_safety_margin)

@@ -77,10 +77,12 @@ async def test_callback_with_wrong_token_is_rejected(
 async def test_served_emulator_posts_to_served_receiver(
     make_client: Callable[..., MomentsClient],
     emulator_settings: object,
+    emulator_registry: list[object],
 ) -> None:
     receiver = CallbackReceiver()
     clock = ManualClock()
     served = ServedEmulator(emulator_settings, clock=clock)  # type: ignore[arg-type]
+    emulator_registry.append(served)
     with served, CallbackServer(receiver) as server:
         async with make_client(served.base_url) as client:
             added = await client.add_flow_participants(

@@ -7,9 +7,10 @@ import itertools
 
 import pytest
 
-from moments_pipeline.infobip import MomentsClientConfig, RateBudget, rate_budget_for
+from moments_pipeline.emulator import Emulator, QueuedFault
+from moments_pipeline.infobip import MomentsClient, MomentsClientConfig, RateBudget, rate_budget_for
 
-from .support import VirtualClock
+from .support import CAMPAIGN_ID, VirtualClock, participant
 
 
 async def test_starts_are_paced_not_burst() -> None:
@@ -90,3 +91,96 @@ async def test_idle_budget_restarts_without_a_burst() -> None:
         await budget.acquire()
         starts.append(clock() - t0)
     assert starts == pytest.approx([0.0, 0.1, 0.2])
+
+
+# --- adaptive spacing (AIMD on the safety margin) ------------------------------------------------
+
+
+async def _start_times(budget: RateBudget, clock: VirtualClock, n: int) -> list[float]:
+    starts = []
+    for _ in range(n):
+        await budget.acquire()
+        starts.append(clock())
+    return starts
+
+
+async def test_a_429_widens_the_spacing_once_per_window_up_to_the_ceiling() -> None:
+    clock = VirtualClock()
+    budget = RateBudget(
+        10,
+        safety_margin=0.01,
+        max_safety_margin=0.05,
+        widen_step=0.015,
+        clock=clock,
+        sleep=clock.sleep,
+    )
+    assert budget.interval_s == pytest.approx(0.101)
+    budget.note_rate_limited()
+    assert budget.safety_margin == pytest.approx(0.025)
+    # The other requests refused with it were paced by the old spacing: no further widening.
+    clock.now += 0.3
+    budget.note_rate_limited()
+    budget.note_rate_limited()
+    assert budget.safety_margin == pytest.approx(0.025) and budget.widenings == 1
+    # A 429 a window later is new evidence.
+    clock.now += 1.1
+    budget.note_rate_limited()
+    assert budget.safety_margin == pytest.approx(0.04)
+    for _ in range(5):
+        clock.now += 2.0
+        budget.note_rate_limited()
+    assert budget.safety_margin == pytest.approx(0.05)  # capped
+    assert budget.interval_s == pytest.approx(0.105)
+    # The starts follow the widened spacing.
+    gaps = [b - a for a, b in itertools.pairwise(await _start_times(budget, clock, 12))]
+    assert min(gaps) == pytest.approx(0.105)
+
+
+async def test_a_clean_run_relaxes_the_margin_slowly_back_to_the_configured_one() -> None:
+    clock = VirtualClock()
+    budget = RateBudget(
+        10,
+        safety_margin=0.01,
+        widen_step=0.02,
+        relax_step=0.005,
+        relax_after=50,
+        clock=clock,
+        sleep=clock.sleep,
+    )
+    budget.note_rate_limited()
+    assert budget.safety_margin == pytest.approx(0.03)
+    for _ in range(49):
+        budget.note_accepted()
+    assert budget.safety_margin == pytest.approx(0.03)  # not yet
+    budget.note_accepted()
+    assert budget.safety_margin == pytest.approx(0.025)
+    # A 429 in the middle of a clean run restarts the count.
+    for _ in range(30):
+        budget.note_accepted()
+    clock.now += 5
+    budget.note_rate_limited()
+    assert budget.safety_margin == pytest.approx(0.045)
+    for _ in range(49):
+        budget.note_accepted()
+    assert budget.safety_margin == pytest.approx(0.045)
+    for _ in range(50 * 20):
+        budget.note_accepted()
+    assert budget.safety_margin == pytest.approx(0.01)  # never below the configured margin
+    assert budget.interval_s == pytest.approx(0.101)
+
+
+async def test_client_widens_the_shared_budget_on_429_and_still_honours_retry_after(
+    client: MomentsClient, emulator: Emulator, vclock: VirtualClock
+) -> None:
+    budget = client.rate_budget
+    before = budget.safety_margin
+    emulator.faults.enqueue(QueuedFault(kind="429", operation="add-flow-participants", count=1))
+    started = vclock()
+    await client.add_flow_participants(CAMPAIGN_ID, [participant(1)])
+    assert client.stats.http_429 == 1 and budget.pauses == 1
+    assert vclock() - started >= 1.0  # Retry-After: 1
+    assert budget.safety_margin == pytest.approx(before + 0.015)
+    # Accepted answers (the retried add included) count towards relaxing.
+    for i in range(2, 202):
+        await client.add_flow_participants(CAMPAIGN_ID, [participant(i)])
+    assert budget.safety_margin == pytest.approx(before + 0.01)
