@@ -1,11 +1,11 @@
 """The ``/_emulator/`` inspection and control API (no auth; the real service has no such prefix).
 
 Read: people, merges, flow memberships, operations, form submissions and views, the request
-log, callback attempts, faults. Control: replace faults (PUT), queue deterministic faults
-(POST faults/next), advance a manual clock, reset. On a manual clock reads first process what
-is due so that what a test sees matches what a report would say; on the wall clock they show
-the state as the background worker has left it (``Emulator.catch_up``), so a read never
-stalls the server.
+log, recorded exchanges (when recording), callback attempts, faults. Control: replace faults
+(PUT), queue deterministic faults (POST faults/next), advance a manual clock, reset. On a
+manual clock reads first process what is due so that what a test sees matches what a report
+would say; on the wall clock they show the state as the background worker has left it
+(``Emulator.catch_up``), so a read never stalls the server.
 """
 
 from __future__ import annotations
@@ -99,6 +99,18 @@ async def requests_log(request: Request) -> Response:
     return json_response(list(_emulator(request).request_log))
 
 
+async def exchanges(request: Request) -> Response:
+    """Every recorded exchange (404 unless ``record_exchanges`` is on).
+
+    For contract tests of a subprocess-served emulator. Reading the record changes nothing:
+    unlike the other reads it never processes due operations.
+    """
+    emulator: Emulator = request.app.state.emulator
+    if not emulator.settings.record_exchanges:
+        return json_response({"error": "record_exchanges is off"}, 404)
+    return json_response([e.to_dict() for e in emulator.exchanges])
+
+
 async def callbacks(request: Request) -> Response:
     """Every callback delivery attempt."""
     return json_response([a.to_dict() for a in _emulator(request).callbacks.attempts])
@@ -167,6 +179,7 @@ def inspection_routes() -> list[BaseRoute]:
         Route(f"{p}/forms/{{id}}/submissions", form_submissions, methods=["GET"]),
         Route(f"{p}/forms/{{id}}/views", form_views, methods=["GET"]),
         Route(f"{p}/requests", requests_log, methods=["GET"]),
+        Route(f"{p}/exchanges", exchanges, methods=["GET"]),
         Route(f"{p}/callbacks", callbacks, methods=["GET"]),
         Route(f"{p}/faults", get_faults, methods=["GET"]),
         Route(f"{p}/faults", put_faults, methods=["PUT"]),

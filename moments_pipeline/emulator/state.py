@@ -19,6 +19,7 @@ complete afterwards.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import copy
 import gc
@@ -73,6 +74,37 @@ class Exchange:
     response_body: bytes
     operation: str | None
     fault: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready view (bodies base64-encoded), for ``GET /_emulator/exchanges``."""
+        return {
+            "method": self.method,
+            "path": self.path,
+            "queryString": self.query_string,
+            "requestHeaders": self.request_headers,
+            "requestBody": base64.b64encode(self.request_body).decode("ascii"),
+            "status": self.status,
+            "responseHeaders": self.response_headers,
+            "responseBody": base64.b64encode(self.response_body).decode("ascii"),
+            "operation": self.operation,
+            "fault": self.fault,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Exchange:
+        """Inverse of ``to_dict``."""
+        return cls(
+            method=data["method"],
+            path=data["path"],
+            query_string=data["queryString"],
+            request_headers=dict(data["requestHeaders"]),
+            request_body=base64.b64decode(data["requestBody"]),
+            status=int(data["status"]),
+            response_headers=dict(data["responseHeaders"]),
+            response_body=base64.b64decode(data["responseBody"]),
+            operation=data["operation"],
+            fault=data["fault"],
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,10 @@ after the request was processed (the ambiguous case), without waiting for it.
 
 ``ServedEmulator`` runs uvicorn on a free 127.0.0.1 port, in a background thread (``.emulator``
 is then the live state) or in a subprocess (``subprocess=True``; needed to kill it with
-SIGKILL and to restart it on the same state file).
+SIGKILL and to restart it on the same state file). With ``record_exchanges`` on, a subprocess'
+recorded exchanges are fetched (``GET /_emulator/exchanges``) just before each stop or kill and
+kept in ``.exchanges`` across restarts, so contract tests see them; a fetch that fails is kept
+in ``.exchange_fetch_errors`` (the contract fixture reports it rather than skipping).
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from .app import create_app
 from .clock import Clock
 from .gate import SINK_KEY, ConnectionDropped, quiet_dropped_connections
 from .settings import EmulatorSettings
-from .state import Emulator
+from .state import Emulator, Exchange
 
 __all__ = ["EmulatorTransport", "ServedEmulator"]
 
@@ -127,6 +130,8 @@ class ServedEmulator:
         self._process: sp.Popen[bytes] | None = None
         self._app: Starlette | None = None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._collected: list[Exchange] = []
+        self.exchange_fetch_errors: list[str] = []
 
     @property
     def base_url(self) -> str:
@@ -140,6 +145,27 @@ class ServedEmulator:
             raise RuntimeError("the emulator state is only reachable when served in-thread")
         emulator: Emulator = self._app.state.emulator
         return emulator
+
+    @property
+    def exchanges(self) -> list[Exchange]:
+        """Recorded exchanges: live in-thread; in a subprocess, those fetched at stop/kill."""
+        if self._app is not None:
+            return self.emulator.exchanges
+        return self._collected
+
+    def _collect_exchanges(self) -> None:
+        """Fetch the child's recorded exchanges before it goes away (subprocess mode)."""
+        if self._process is None or not self.settings.record_exchanges:
+            return
+        try:
+            response = httpx.get(f"{self.base_url}/_emulator/exchanges", timeout=30.0)
+            response.raise_for_status()
+            self._collected.extend(Exchange.from_dict(raw) for raw in response.json())
+        except (httpx.HTTPError, ValueError, KeyError) as exc:
+            self.exchange_fetch_errors.append(
+                f"exchanges of the emulator process {self._process.pid} could not be fetched:"
+                f" {type(exc).__name__}: {exc}"
+            )
 
     @property
     def pid(self) -> int | None:
@@ -221,6 +247,8 @@ class ServedEmulator:
         """SIGKILL the child process (subprocess mode): no clean shutdown, no compaction."""
         if self._process is None:
             raise RuntimeError("kill() needs subprocess=True")
+        # Reading the record changes no state, so the kill still lands mid-stream.
+        self._collect_exchanges()
         os.kill(self._process.pid, signal.SIGKILL)
         self._process.wait(timeout=10)
         self._process = None
@@ -233,6 +261,7 @@ class ServedEmulator:
             self._server = None
             self._thread = None
         if self._process is not None:
+            self._collect_exchanges()
             self._process.send_signal(signal.SIGTERM)
             try:
                 self._process.wait(timeout=20)

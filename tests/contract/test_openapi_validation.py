@@ -289,3 +289,28 @@ def test_the_general_error_envelope_passes_strictly_and_its_near_miss_fails(cont
     typo = {"requestError": {"serviceExeption": GENERAL["requestError"]["serviceException"]}}
     violations = contract_validator.validate(Exchange("POST", ADD_PATH, 500, _json(typo)))
     assert [v.location for v in violations] == ["$['requestError']"]
+
+
+def test_a_subprocess_emulator_whose_exchanges_were_lost_fails_loudly(contract_validator):
+    lost = SimpleNamespace(
+        exchanges=[],
+        settings=EmulatorSettings(record_exchanges=True),
+        exchange_fetch_errors=["exchanges of the emulator process 123 could not be fetched"],
+    )
+    found = registry_violations([lost], contract_validator)
+    assert [v.message for v in found] == [
+        "exchanges of the emulator process 123 could not be fetched"
+    ]
+    silent = SimpleNamespace(exchanges=[], settings=EmulatorSettings(), exchange_fetch_errors=[])
+    assert [v.message for v in registry_violations([silent], contract_validator)] == [
+        "record_exchanges is off: responses unchecked"
+    ]
+
+
+def test_recorded_exchanges_round_trip_through_the_inspection_format():
+    exchange = RecordedExchange(
+        "POST", ADD_PATH, "a=1", {"content-type": "application/json"}, b"\x00{}", 200,
+        {"content-type": "application/json"}, b'{"operationId":"x"}', "add-flow-participants",
+        "503",
+    )  # fmt: skip
+    assert RecordedExchange.from_dict(json.loads(json.dumps(exchange.to_dict()))) == exchange

@@ -14,6 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from moments_pipeline.emulator import BasicUser, Emulator, FaultSettings
+from moments_pipeline.emulator.inspection import inspection_routes
 from moments_pipeline.emulator.ratelimit import RateLimiter
 from moments_pipeline.emulator.testing import EmulatorTransport
 from tests.emulator.conftest import ADD, REPORT, email
@@ -252,3 +253,19 @@ async def test_clock_advance_and_reset_over_http(
     await emulator_client.post("/_emulator/reset")
     assert emulator.operations == {}
     assert (await emulator_client.get("/_emulator/people")).json() == []
+
+
+async def test_recorded_exchanges_are_served_only_when_recording(make_emulator_app: Any) -> None:
+    recording = make_emulator_app()
+    async with _client(recording) as client:
+        await client.post(ADD, json=BODY)
+        listed = (await client.get("/_emulator/exchanges")).json()
+    assert [(e["method"], e["path"], e["status"]) for e in listed] == [("POST", ADD, 200)]
+    assert "authorization" not in listed[0]["requestHeaders"]
+    silent = Emulator(
+        recording.state.emulator.settings.model_copy(update={"record_exchanges": False})
+    )
+    app = Starlette(routes=inspection_routes())
+    app.state.emulator = silent
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://e") as c:
+        assert (await c.get("/_emulator/exchanges")).status_code == 404

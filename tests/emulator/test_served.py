@@ -59,13 +59,12 @@ def test_served_general_error_and_auth(served_emulator: ServedEmulator) -> None:
 
 
 async def test_state_survives_a_clean_restart(
-    tmp_path: Path, emulator_settings: EmulatorSettings
+    tmp_path: Path, emulator_settings: EmulatorSettings, emulator_registry: list[Any]
 ) -> None:
-    settings = emulator_settings.model_copy(
-        update={"state_path": tmp_path / "state.jsonl", "record_exchanges": False}
-    )
+    settings = emulator_settings.model_copy(update={"state_path": tmp_path / "state.jsonl"})
     clock = ManualClock()
     app = create_app(settings, clock=clock)
+    emulator_registry.append(app)
     async with httpx.AsyncClient(
         transport=EmulatorTransport(app), base_url="http://e", headers=AUTH
     ) as client:
@@ -77,6 +76,7 @@ async def test_state_survives_a_clean_restart(
     before = app.state.emulator.snapshot()
     await app.state.emulator.aclose()
     again = create_app(settings, clock=clock)
+    emulator_registry.append(again)
     restored = again.state.emulator
     assert restored.snapshot() == before
     assert restored.operations[pending].results is None
@@ -86,10 +86,11 @@ async def test_state_survives_a_clean_restart(
     assert restored.operations[done].results[0]["status"] == "ACCEPTED"
 
 
-def test_state_survives_sigkill_mid_stream(tmp_path: Path) -> None:
+def test_state_survives_sigkill_mid_stream(tmp_path: Path, emulator_registry: list[Any]) -> None:
     state = tmp_path / "state.jsonl"
-    settings = EmulatorSettings(rate_limit_per_s=None, processing_delay_s=10)
+    settings = EmulatorSettings(rate_limit_per_s=None, processing_delay_s=10, record_exchanges=True)
     served = ServedEmulator(settings, subprocess=True, manual_clock=True, state_path=state)
+    emulator_registry.append(served)
     with served:
         with _client(served) as client:
             first = client.post(
@@ -130,6 +131,16 @@ def test_state_survives_sigkill_mid_stream(tmp_path: Path) -> None:
                 "c@x.com",
             ]
     assert state.read_bytes().count(b"\n") == 1  # compacted on the clean stop
+    # Both lives of the child recorded their answers; the contract fixture validates them.
+    assert served.exchange_fetch_errors == []
+    assert [e.operation for e in served.exchanges if e.operation] == [
+        "add-flow-participants",
+        "add-flow-participants",
+        "get-flow-participants-added-report",
+        "get-flow-participants-added-report",
+        "get-flow-participants-added-report",
+        "get-flow-participants-added-report",
+    ]
 
 
 def test_config_errors_name_file_and_field(tmp_path: Path) -> None:

@@ -75,8 +75,11 @@ async def _run_in_process(base_url: str, ledger: SqlLedgerStore, **options: obje
 
 @pytest.mark.served
 @pytest.mark.postgres
-async def test_sigkill_mid_sync_then_resume_adds_everyone_exactly_once(postgres_dsn: str) -> None:
+async def test_sigkill_mid_sync_then_resume_adds_everyone_exactly_once(
+    postgres_dsn: str, emulator_registry: list[object]
+) -> None:
     settings = EmulatorSettings(
+        record_exchanges=True,
         api_keys=[SecretStr("test-key")],
         rate_limit_per_s=None,
         processing_delay_s=0.0,
@@ -87,6 +90,7 @@ async def test_sigkill_mid_sync_then_resume_adds_everyone_exactly_once(postgres_
         faults=FaultSettings(latency_ms=150),
     )
     with ServedEmulator(settings, api_key="test-key", clock=ManualClock()) as served:
+        emulator_registry.append(served)
         child = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
