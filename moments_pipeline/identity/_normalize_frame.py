@@ -224,22 +224,27 @@ def _uses_table(
                 unique &= seen[kept_rows[j]] != codes[j]
                 seen[kept_rows[i]] = -1
             kept_rows[j], codes[j] = kept_rows[j][unique], codes[j][unique]
+    sizes = [len(r) for r in kept_rows]
     row = np.concatenate(kept_rows)
     code = np.concatenate(codes)
+    del codes, kept_rows
     # Stable by row: within a row the parts keep their order (identifyBy first).
     order = np.argsort(row, kind="stable")
-    row, code = row[order], code[order]
-    sizes = [len(r) for r in kept_rows]
-    part_of = np.repeat(np.arange(len(parts)), sizes)[order]
-    kind_index = np.array([kinds.index(p[0]) for p in parts])[part_of]
-    column_index = np.array([columns.index(p[1]) for p in parts])[part_of]
+    row = row[order]
+    code = code[order]
+    # Small per-use labels (int8) keep this long table light.
+    part_of = np.repeat(np.arange(len(parts), dtype=np.int8), sizes)[order]
+    del order
+    kind_of_part = np.array([kinds.index(p[0]) for p in parts], dtype=np.int8)
+    column_of_part = np.array([columns.index(p[1]) for p in parts], dtype=np.int8)
     table = pd.DataFrame(
         {
             "row": row,
-            "kind": pd.Categorical.from_codes(kind_index, categories=kinds),
-            "column": pd.Categorical.from_codes(column_index, categories=columns),
+            "kind": pd.Categorical.from_codes(kind_of_part[part_of], categories=kinds),
+            "column": pd.Categorical.from_codes(column_of_part[part_of], categories=columns),
             "is_idb": np.array([p[4] for p in parts])[part_of],
             "code": code,
-        }
+        },
+        copy=False,
     )
     return table, pa.concat_arrays(dictionaries), np.array(starts, dtype=np.int64)
