@@ -8,8 +8,10 @@ Main pieces:
 - :class:`MomentsClient` (async; the seven live operations, ``wait_for_report``) and
   :class:`MomentsSyncClient` (blocking facade).
 - :class:`RateBudget`: one per account in the process, shared by every client; paces request
-  starts at ``1 / rate_per_s`` and pauses the whole account on a 429.
-- :class:`CallbackReceiver` / :class:`CallbackServer`: ``notifyUrl`` reports by ``callbackData``.
+  starts at ``1 / rate_per_s``, pauses the whole account on a 429 and widens its spacing
+  after 429s (relaxing slowly after a clean run).
+- :class:`CallbackReceiver` / :class:`CallbackServer`: ``notifyUrl`` reports by ``callbackData``,
+  typed or as :class:`RawReport` (checked JSON bytes, the cheap path for handlers that store).
 
 Error tree (``transient`` = the same call may succeed later)::
 
@@ -78,7 +80,8 @@ from ._models import (
 )
 from ._poller import poll_report
 from ._ratelimit import RateBudget, rate_budget_for
-from ._receiver import CallbackReceiver, CallbackServer, ReportHandler
+from ._raw_report import RawReport
+from ._receiver import CallbackReceiver, CallbackServer, RawReportHandler, ReportHandler
 from ._retry import RetryPolicy
 from ._sync import MomentsSyncClient
 
@@ -116,6 +119,8 @@ __all__ = [
     "NotFoundError",
     "RateBudget",
     "RateLimitedError",
+    "RawReport",
+    "RawReportHandler",
     "RemovalOutcome",
     "ReportDeadlineExceeded",
     "ReportHandler",

@@ -3,8 +3,21 @@
 The callback carries no signature, so the receiver authenticates it by a secret token in the
 URL path, compared in constant time; a wrong token gets the same 404 as an unknown path. The
 token never reaches a log line or a repr (uvicorn's access log, which prints paths, is off).
-Each report is parsed as a ``FlowParticipantsReportResponse`` and handed to the handler
-registered for its ``callbackData``; :meth:`CallbackReceiver.wait_for` awaits one.
+
+Each report is checked once (:func:`read_report`: one orjson pass, the pydantic model only for
+bodies that pass does not vouch for) and handed to the handler for its ``callbackData``:
+
+- a typed handler (:meth:`CallbackReceiver.on`, ``handler=``) gets a
+  ``FlowParticipantsReportResponse``, built only when such a handler or a waiter wants it;
+- a raw handler (:meth:`CallbackReceiver.on_raw`, ``raw_handler=``) gets a :class:`RawReport`
+  (the checked JSON bytes plus operationId, campaignId, callbackData, counts): the cheap path
+  for handlers that store the report, with no per-participant objects built at all.
+
+Memory stays bounded however many reports arrive: the receiver keeps the last ``keep_reports``
+reports as bytes (not models), so :meth:`CallbackReceiver.wait_for` and
+:meth:`CallbackReceiver.received` also see a report that arrived shortly before they were
+called; older ones are only with their handler. Handlers run on the server's thread, one
+report at a time per connection: keep them short.
 """
 
 from __future__ import annotations
@@ -17,6 +30,7 @@ import logging
 import secrets
 import socket
 import threading
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 
@@ -29,13 +43,17 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from ._models import FlowParticipantsReportResponse
+from ._raw_report import RawReport, read_report
 
-__all__ = ["CallbackReceiver", "CallbackServer", "ReportHandler"]
+__all__ = ["CallbackReceiver", "CallbackServer", "RawReportHandler", "ReportHandler"]
 
 logger = logging.getLogger("moments_pipeline.infobip.callbacks")
 
 ReportHandler = Callable[[FlowParticipantsReportResponse], Awaitable[None] | None]
+RawReportHandler = Callable[[RawReport], Awaitable[None] | None]
 _Waiter = tuple[asyncio.AbstractEventLoop, "asyncio.Future[FlowParticipantsReportResponse]"]
+# (handler, wants the raw report)
+_Route = tuple[ReportHandler | RawReportHandler, bool]
 
 
 class CallbackReceiver:
@@ -43,11 +61,16 @@ class CallbackReceiver:
 
     Args:
         token: Secret path token; a random 256-bit one by default.
-        handler: Called for reports whose ``callbackData`` has no handler of its own.
+        handler: Typed handler for reports whose ``callbackData`` has no handler of its own.
+        raw_handler: Raw handler (:class:`RawReport`) for those reports, instead of ``handler``.
         path_prefix: Path before the token.
+        keep_reports: How many of the latest reports are kept (as bytes) for
+            :meth:`wait_for` / :meth:`received` calls made after their arrival.
 
-    Reports are keyed by ``callbackData`` (``""`` when absent) and kept, so :meth:`wait_for`
-    also returns reports that arrived before it was called.
+    Reports are keyed by ``callbackData`` (``""`` when absent).
+
+    Raises:
+        ValueError: A short token, both default handlers, or a negative ``keep_reports``.
     """
 
     def __init__(
@@ -55,15 +78,26 @@ class CallbackReceiver:
         *,
         token: str | None = None,
         handler: ReportHandler | None = None,
+        raw_handler: RawReportHandler | None = None,
         path_prefix: str = "/moments/callbacks",
+        keep_reports: int = 64,
     ) -> None:
         if token is not None and len(token) < 16:
             raise ValueError("token must be at least 16 characters")
+        if handler is not None and raw_handler is not None:
+            raise ValueError("give handler or raw_handler, not both")
+        if keep_reports < 0:
+            raise ValueError("keep_reports must be >= 0")
         self._token = token or secrets.token_urlsafe(32)
         self._prefix = "/" + path_prefix.strip("/")
-        self._default_handler = handler
-        self._handlers: dict[str, ReportHandler] = {}
-        self._reports: dict[str, FlowParticipantsReportResponse] = {}
+        self._default: _Route | None = None
+        if handler is not None:
+            self._default = (handler, False)
+        elif raw_handler is not None:
+            self._default = (raw_handler, True)
+        self._routes: dict[str, _Route] = {}
+        self._recent: OrderedDict[str, RawReport] = OrderedDict()
+        self._keep = keep_reports
         self._waiters: dict[str, list[_Waiter]] = {}
         self._lock = threading.Lock()
         self.rejected = 0
@@ -82,26 +116,38 @@ class CallbackReceiver:
         """The secret callback path (contains the token: do not log it)."""
         return f"{self._prefix}/{self._token}"
 
+    @property
+    def kept(self) -> int:
+        """Number of reports currently kept for late :meth:`wait_for` calls."""
+        with self._lock:
+            return len(self._recent)
+
     def notify_url(self, base_url: str) -> str:
         """The ``notifyUrl`` to send with add-flow-participants, under ``base_url``."""
         return base_url.rstrip("/") + self.path
 
     def on(self, callback_data: str, handler: ReportHandler) -> None:
-        """Hand reports with this ``callbackData`` to ``handler``."""
+        """Hand reports with this ``callbackData`` to a typed ``handler``."""
         with self._lock:
-            self._handlers[callback_data] = handler
+            self._routes[callback_data] = (handler, False)
+
+    def on_raw(self, callback_data: str, handler: RawReportHandler) -> None:
+        """Hand reports with this ``callbackData`` to a raw ``handler`` (no model built)."""
+        with self._lock:
+            self._routes[callback_data] = (handler, True)
 
     def received(self, callback_data: str) -> FlowParticipantsReportResponse | None:
-        """The last report received for ``callbackData``, if any."""
+        """The last report received for ``callbackData``, if it is still kept."""
         with self._lock:
-            return self._reports.get(callback_data)
+            raw = self._recent.get(callback_data)
+        return None if raw is None else raw.model()
 
     async def wait_for(
         self,
         callback_data: str,
         timeout: float | None = None,  # noqa: ASYNC109 - the brief asks for wait_for(data, timeout)
     ) -> FlowParticipantsReportResponse:
-        """Wait for the report with this ``callbackData``.
+        """Wait for the report with this ``callbackData`` (or return it if still kept).
 
         Raises:
             TimeoutError: No such report within ``timeout`` seconds.
@@ -109,11 +155,12 @@ class CallbackReceiver:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[FlowParticipantsReportResponse] = loop.create_future()
         with self._lock:
-            report = self._reports.get(callback_data)
-            if report is not None:
-                return report
-            waiter: _Waiter = (loop, future)
-            self._waiters.setdefault(callback_data, []).append(waiter)
+            raw = self._recent.get(callback_data)
+            if raw is None:
+                waiter: _Waiter = (loop, future)
+                self._waiters.setdefault(callback_data, []).append(waiter)
+        if raw is not None:
+            return raw.model()
         try:
             return await asyncio.wait_for(future, timeout)
         finally:
@@ -121,6 +168,8 @@ class CallbackReceiver:
                 waiting = self._waiters.get(callback_data, [])
                 if waiter in waiting:
                     waiting.remove(waiter)
+                if not waiting:
+                    self._waiters.pop(callback_data, None)
 
     async def _endpoint(self, request: Request) -> Response:
         token = request.path_params.get("token", "")
@@ -130,34 +179,42 @@ class CallbackReceiver:
             return PlainTextResponse("Not Found", status_code=404)
         body = await request.body()
         try:
-            report = FlowParticipantsReportResponse.model_validate_json(body)
+            raw, model = read_report(body)
         except pydantic.ValidationError as exc:
             logger.warning(
                 "callback rejected: not a participants report (%d errors)", exc.error_count()
             )
             return JSONResponse({"error": "not a FlowParticipantsReportResponse"}, status_code=400)
-        key = report.callback_data or ""
+        key = raw.callback_data or ""
         with self._lock:
-            self._reports[key] = report
-            handler = self._handlers.get(key, self._default_handler)
+            if self._keep:
+                self._recent.pop(key, None)
+                self._recent[key] = raw
+                while len(self._recent) > self._keep:
+                    self._recent.popitem(last=False)
+            route = self._routes.get(key, self._default)
             waiters = self._waiters.pop(key, [])
         logger.info(
             "callback received: operation %s, %d participants, %d pending",
-            report.operation_id,
-            len(report.participants),
-            report.pending,
+            raw.operation_id,
+            raw.participants,
+            raw.pending,
         )
-        for loop, future in waiters:
-            loop.call_soon_threadsafe(_resolve, future, report)
-        if handler is not None:
+        if waiters or (route is not None and not route[1]):
+            if model is None:
+                model = raw.model()
+            for loop, future in waiters:
+                loop.call_soon_threadsafe(_resolve, future, model)
+        if route is not None:
+            handler, wants_raw = route
             try:
-                result = handler(report)
+                result = handler(raw if wants_raw else model)  # type: ignore[arg-type]
                 if inspect.isawaitable(result):
                     await result
             except Exception:
-                # The report is stored and waiters resolved; a failing handler must not make
-                # the sender retry forever, so answer 200 and leave the trace in the log.
-                logger.exception("callback handler failed for operation %s", report.operation_id)
+                # Waiters are resolved; a failing handler must not make the sender retry
+                # forever, so answer 200 and leave the trace in the log.
+                logger.exception("callback handler failed for operation %s", raw.operation_id)
         return JSONResponse({"status": "OK"})
 
 
