@@ -39,8 +39,6 @@ class NormalizedFrame:
     """All identifiers of a frame, normalized.
 
     Attributes:
-        identify_by: Normalized identifyBy per row (NA when missing/invalid).
-        external_id: Normalized externalId per row (NA when missing/invalid).
         row_reason: Quarantine reason per row, None for rows that may be sent.
         uses: The long identifier table of the rows that may be sent.
         dropped: Rejected secondary values: ``row``, ``column``, ``value``, ``reason``.
@@ -50,8 +48,6 @@ class NormalizedFrame:
         kind_starts: First code of each kind.
     """
 
-    identify_by: pd.Series
-    external_id: pd.Series
     row_reason: np.ndarray
     uses: pd.DataFrame
     dropped: pd.DataFrame
@@ -177,9 +173,7 @@ def normalize_frame(frame: pd.DataFrame, audience: AudienceConfig) -> Normalized
         else pd.DataFrame({"row": [], "column": [], "value": [], "reason": []})
     )
     kinds = list(dict.fromkeys(kind for kind, *_ in parts))
-    return NormalizedFrame(
-        idb.values, ext, reason, uses, dropped_frame, code_values, kinds, kind_starts
-    )
+    return NormalizedFrame(reason, uses, dropped_frame, code_values, kinds, kind_starts)
 
 
 def use_values(uses: pd.DataFrame, code_values: pa.Array) -> np.ndarray:

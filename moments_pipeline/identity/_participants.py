@@ -139,8 +139,10 @@ def build_participants(
     ext_uses = kind_code == (kind_names.index(EXTERNAL_ID) if EXTERNAL_ID in kind_names else -2)
     ext_code[use_row[ext_uses]] = use_code[ext_uses]
     rep_ext = ext_code[reps]
-    # The use arrays are the largest temporaries: drop them before creating the lists.
+    # The use arrays are the largest temporaries: drop them before creating the lists, and
+    # hand Arrow's freed pages back to the OS (the lists live in Python's own allocator).
     del use_row, use_code, use_person, kind_code, ext_code, sel, p, c, keep, ext_uses
+    pa.default_memory_pool().release_unused()
     contact_lists = {
         kind: _lists(p_kind, c_kind, code_values, n_persons)
         for kind, (p_kind, c_kind) in contacts.items()
