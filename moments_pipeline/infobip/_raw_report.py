@@ -30,6 +30,7 @@ _STATUSES = frozenset(status.value for status in AddFlowParticipantStatus)
 _PENDING = AddFlowParticipantStatus.PENDING.value
 _IN_FLOW_ALIAS = "REJECTED_PERSON_ALREADY_IN_FLOW"
 _IN_FLOW = ErrorStatusReason.REJECTED_PERSON_IN_FLOW.value
+_IN_FLOW_ALIAS_BYTES = _IN_FLOW_ALIAS.encode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,10 +71,21 @@ class RawReport:
         return FlowParticipantsReportResponse.model_validate_json(self.body)
 
     @classmethod
-    def from_model(cls, report: FlowParticipantsReportResponse) -> RawReport:
-        """The raw form of a typed report (serialized with the spec's names)."""
+    def from_model(
+        cls, report: FlowParticipantsReportResponse, body: bytes | None = None
+    ) -> RawReport:
+        """The raw form of a typed report.
+
+        Args:
+            report: The typed report.
+            body: The JSON it was validated from, to keep as is instead of serializing the
+                model (then ``body`` may use snake_case names: only for :meth:`model`); the
+                model is serialized anyway when it holds the non-canonical in-flow reason.
+        """
+        if body is None or _IN_FLOW_ALIAS_BYTES in body:
+            body = report.model_dump_json(by_alias=True, exclude_none=True).encode()
         return cls(
-            body=report.model_dump_json(by_alias=True, exclude_none=True).encode(),
+            body=body,
             operation_id=report.operation_id,
             campaign_id=report.campaign_id,
             callback_data=report.callback_data,
@@ -82,17 +94,26 @@ class RawReport:
         )
 
 
-def read_report(body: bytes) -> tuple[RawReport, FlowParticipantsReportResponse | None]:
-    """Check a report body; return its raw form, and the model if it had to be built.
+def read_report(
+    body: bytes, *, want_model: bool = False
+) -> tuple[RawReport, FlowParticipantsReportResponse | None]:
+    """Check a report body; return its raw form, and the model if it was built.
+
+    Args:
+        body: The POSTed JSON.
+        want_model: The caller needs the model anyway (no raw handler): validate with it
+            directly, in one pass, and keep ``body`` as is in the raw form.
 
     Raises:
         pydantic.ValidationError: The body is not a FlowParticipantsReportResponse.
     """
-    raw = _fast_check(body)
-    if raw is not None:
-        return raw, None
+    if not want_model:
+        raw = _fast_check(body)
+        if raw is not None:
+            return raw, None
     report = FlowParticipantsReportResponse.model_validate_json(body)
-    return RawReport.from_model(report), report
+    # A body the fast check refused is re-serialized, so raw handlers get the spec's names.
+    return RawReport.from_model(report, body if want_model else None), report
 
 
 def _fast_check(body: bytes) -> RawReport | None:

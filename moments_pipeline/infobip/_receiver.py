@@ -96,6 +96,7 @@ class CallbackReceiver:
         elif raw_handler is not None:
             self._default = (raw_handler, True)
         self._routes: dict[str, _Route] = {}
+        self._any_raw = raw_handler is not None
         self._recent: OrderedDict[str, RawReport] = OrderedDict()
         self._keep = keep_reports
         self._waiters: dict[str, list[_Waiter]] = {}
@@ -135,6 +136,7 @@ class CallbackReceiver:
         """Hand reports with this ``callbackData`` to a raw ``handler`` (no model built)."""
         with self._lock:
             self._routes[callback_data] = (handler, True)
+            self._any_raw = True
 
     def received(self, callback_data: str) -> FlowParticipantsReportResponse | None:
         """The last report received for ``callbackData``, if it is still kept."""
@@ -179,7 +181,9 @@ class CallbackReceiver:
             return PlainTextResponse("Not Found", status_code=404)
         body = await request.body()
         try:
-            raw, model = read_report(body)
+            # With no raw handler anywhere, every report needs the model: one pass, not two.
+            any_raw = self._any_raw
+            raw, model = read_report(body, want_model=not any_raw)
         except pydantic.ValidationError as exc:
             logger.warning(
                 "callback rejected: not a participants report (%d errors)", exc.error_count()
@@ -207,6 +211,8 @@ class CallbackReceiver:
                 loop.call_soon_threadsafe(_resolve, future, model)
         if route is not None:
             handler, wants_raw = route
+            if wants_raw and model is not None and not any_raw:
+                raw = RawReport.from_model(model)  # registered meanwhile: the spec's names
             try:
                 result = handler(raw if wants_raw else model)  # type: ignore[arg-type]
                 if inspect.isawaitable(result):

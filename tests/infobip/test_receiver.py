@@ -245,3 +245,20 @@ async def test_memory_is_bounded_when_a_handler_consumes_the_reports() -> None:
 def test_one_default_handler_only() -> None:
     with pytest.raises(ValueError, match="not both"):
         CallbackReceiver(token=TOKEN, handler=print, raw_handler=print)
+
+
+async def test_typed_only_receiver_keeps_odd_bodies_readable() -> None:
+    typed: list[FlowParticipantsReportResponse] = []
+    receiver = CallbackReceiver(token=TOKEN, handler=typed.append)
+    snake = {
+        "operation_id": "op-t",
+        "campaign_id": 42,
+        "callback_data": "typed-snake",
+        "participants": [
+            {"identify_by": {"identifier": "41790000001", "type": "PHONE"}, "status": "ACCEPTED"}
+        ],
+    }
+    async with _client(receiver) as http:
+        assert (await http.post(receiver.path, json=snake)).status_code == 200
+    assert typed[0].operation_id == "op-t"
+    assert receiver.received("typed-snake") == typed[0]
