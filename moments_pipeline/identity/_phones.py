@@ -82,9 +82,11 @@ def normalize_phones(
     rows = np.flatnonzero(present)
     if len(rows):
         # Distinct pairs through integer codes, not tuples of strings.
-        value_code, distinct_values = pd.factorize(text.iloc[rows])
+        value_code, distinct_values = pd.factorize(text)  # NA: -1, dropped by ``rows``
         width = len(region_names) + 1
-        pair_code, pairs = pd.factorize(value_code.astype(np.int64) * width + region_code[rows] + 1)
+        pair_code, pairs = pd.factorize(
+            value_code[rows].astype(np.int64) * width + region_code[rows] + 1
+        )
         pair_of_row[rows] = pair_code
         values = to_arrow(distinct_values).take(pa.array(pairs // width))
         pair_region = pairs % width - 1

@@ -143,6 +143,7 @@ def prepare_audience(
     reason = norm.row_reason
     detail = np.full(n, "", dtype=object)
     uses = norm.uses
+    norm.uses = uses.iloc[:0]  # filtered copies of ``uses`` follow; keep only the live one
     dropped = [norm.dropped]
 
     pk_code = _person_codes(uses, n)
