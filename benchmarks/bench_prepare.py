@@ -5,12 +5,10 @@ conflicting identities, bad phones and emails, four countries, whitespace, case)
 ``prepare_audience`` on all of them, then does the same work row by row (``phonenumbers`` and
 ``email-validator`` per value, a Python union-find) on ``--sample`` rows and extrapolates.
 
-The rows are generated in a child process and read back from an Arrow IPC file, as a
-warehouse read hands over a frame: ``peak_rss_mb`` (this process's maximum RSS) then covers
-reading and preparing, not the generator's scratch memory. ``--in-process`` generates here
-instead (the frame is identical). The last line printed is one JSON object: rows, seconds,
-rows_per_s, peak_rss_mb, naive_seconds_estimate, speedup, plus cpu_seconds (user+sys of
-this process during ``prepare_audience``) and loadavg_1m (machine load before/after).
+The last line printed is one JSON object: rows, seconds, rows_per_s, peak_rss_mb (maximum RSS
+of the whole process, generator included), naive_seconds_estimate, speedup, plus cpu_seconds
+(user+sys of this process during ``prepare_audience``) and loadavg_1m (1-minute load average
+before preparing and at the end; the machine is shared).
 
     .venv/bin/python benchmarks/bench_prepare.py --rows 1000000
 """
@@ -19,13 +17,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import os
 import resource
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -185,36 +180,14 @@ def naive(frame: pd.DataFrame) -> int:
     return sum(len(v) > 1 for v in components.values())
 
 
-def _write_generated(rows: int, seed: int, path: str) -> None:
-    generate(rows, seed).to_feather(path)
-
-
-def generated_frame(rows: int, seed: int) -> pd.DataFrame:
-    """``generate(rows, seed)``, built in a child process and read back from Arrow IPC."""
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "audience.arrow"
-        process = multiprocessing.get_context("spawn").Process(
-            target=_write_generated, args=(rows, seed, str(path))
-        )
-        process.start()
-        process.join()
-        if process.exitcode != 0:
-            raise RuntimeError(f"generator process failed with exit code {process.exitcode}")
-        return pd.read_feather(path)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--sample", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=20240601)
-    parser.add_argument("--in-process", action="store_true", help="generate in this process")
     args = parser.parse_args(argv)
 
-    if args.in_process:
-        frame = generate(args.rows, args.seed)
-    else:
-        frame = generated_frame(args.rows, args.seed)
+    frame = generate(args.rows, args.seed)
     load_before = os.getloadavg()[0]
     cpu_start = time.process_time()
     start = time.perf_counter()
