@@ -29,8 +29,10 @@ from ._batching import (
 from ._clock import Clock, MonotonicClock
 from ._columns import BatchMembers
 from ._destination import MomentsFlowDestination, ledger_callback_handler, report_from_model
-from ._engine import SENDING_AT_CRASH, SyncEngine, SyncOptions
+from ._engine import CLAIMED_BY_ANOTHER_RUN, RUN_STOPPED, SENDING_AT_CRASH, SyncEngine
+from ._errors import LeaseHeldError, LeaseLostError, SyncAuthError, SyncStoppedError
 from ._ledger_sql import SqlLedgerStore
+from ._options import LEDGER_SCOPE, SyncOptions
 from ._prepared import (
     participants_from_prepared,
     prior_identities_frame,
@@ -41,6 +43,7 @@ from ._protocols import (
     BatchRecord,
     BatchState,
     FlowDestination,
+    Lease,
     LedgerStore,
     OperationReport,
     ParticipantVerdict,
@@ -50,11 +53,14 @@ from ._protocols import (
     StatusRow,
 )
 from ._reports import IN_FLOW_REASON
-from ._result import HeldBatch, RejectedSample, SyncResult
+from ._result import HeldBatch, RefusedSample, RejectedSample, SyncResult
 
 __all__ = [
+    "CLAIMED_BY_ANOTHER_RUN",
     "IN_FLOW_REASON",
+    "LEDGER_SCOPE",
     "MAX_BATCH_SIZE",
+    "RUN_STOPPED",
     "SENDING_AT_CRASH",
     "BatchMember",
     "BatchMembers",
@@ -64,6 +70,9 @@ __all__ = [
     "DuplicateIdentifierError",
     "FlowDestination",
     "HeldBatch",
+    "Lease",
+    "LeaseHeldError",
+    "LeaseLostError",
     "LedgerStore",
     "MomentsFlowDestination",
     "MonotonicClock",
@@ -71,15 +80,18 @@ __all__ = [
     "ParticipantVerdict",
     "PlannedBatch",
     "QuarantineRow",
+    "RefusedSample",
     "RejectedSample",
     "SendKind",
     "SendOutcome",
     "SqlLedgerStore",
     "StatusRow",
+    "SyncAuthError",
     "SyncEngine",
     "SyncOptions",
     "SyncParticipant",
     "SyncResult",
+    "SyncStoppedError",
     "check_unique_identifiers",
     "identifiers_of",
     "identify_by_kind",

@@ -45,12 +45,15 @@ class SyncParticipant:
 
     ``profile_anchor`` is the identity layer's ``profile_anchor`` (the Infobip profile this
     person updates); the identity ledger records the person's identifiers under it. None means
-    the person key.
+    the person key. ``source_rows`` are the ids of the input rows folded into this person (the
+    identity layer's ``source_rows``): if the engine has to refuse the person, those are the
+    rows its quarantine record names (the person key when empty).
     """
 
     person_key: str
     body: Mapping[str, Any]
     profile_anchor: str | None = None
+    source_rows: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,8 +5,10 @@ Maps the client's error tree onto what the engine needs to know about a send:
 - an operationId: SENT;
 - ``AmbiguousSendError`` (read timeout, dropped connection or 5xx after the body left), and a
   bare ``ServerError`` should one ever escape: AMBIGUOUS, never re-sent here;
-- ``RateLimitedError`` / ``TransportError`` / ``AuthError`` after the client's own retries: the
-  client guarantees nothing was queued, so NOT_SENT (safe to try again later);
+- ``RateLimitedError`` / ``TransportError`` after the client's own retries: the client
+  guarantees nothing was queued, so NOT_SENT (safe to try again later);
+- ``AuthError`` (401/403): AUTH_FAILED; nothing was queued and no other request can succeed,
+  so the engine stops the run;
 - any other ``MomentsError`` (400, 404): REFUSED, nothing was queued.
 
 Also ``ledger_callback_handler``: the handler a ``CallbackReceiver`` calls for each notifyUrl
@@ -93,7 +95,9 @@ class MomentsFlowDestination:
             return SendOutcome(SendKind.AMBIGUOUS, reason=_reason("AMBIGUOUS_SEND", exc.cause))
         except ServerError as exc:
             return SendOutcome(SendKind.AMBIGUOUS, reason=_reason("AMBIGUOUS_SEND", exc))
-        except (RateLimitedError, TransportError, AuthError) as exc:
+        except AuthError as exc:
+            return SendOutcome(SendKind.AUTH_FAILED, reason=_reason("AUTH_FAILED", exc))
+        except (RateLimitedError, TransportError) as exc:
             return SendOutcome(SendKind.NOT_SENT, reason=_reason("NOT_SENT", exc))
         except MomentsError as exc:
             return SendOutcome(SendKind.REFUSED, reason=_reason("REFUSED", exc))

@@ -16,13 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import gc
+import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any
 
 from ._batching import (
-    MAX_BATCH_SIZE,
     PlannedBatch,
     SyncParticipant,
     UniquenessGuard,
@@ -31,6 +29,10 @@ from ._batching import (
 )
 from ._clock import Clock, MonotonicClock
 from ._columns import BatchMembers
+from ._errors import SyncAuthError
+from ._identity_check import check_against_prior, load_prior_profiles, mask_anchor
+from ._lease import RunLease, new_run_id
+from ._options import SyncOptions
 from ._protocols import (
     BatchRecord,
     BatchState,
@@ -42,126 +44,26 @@ from ._protocols import (
     SendOutcome,
     StatusRow,
 )
-from ._reports import BatchContext, statuses_from_reports, statuses_without_report
-from ._result import HeldBatch, RejectedSample, SyncResult
-
-_T = TypeVar("_T")
+from ._reports import statuses_from_reports, statuses_without_report
+from ._result import HeldBatch, RefusedSample, RejectedSample, SyncResult
+from ._run_parts import (
+    LIVE_STATES,
+    GcFreezer,
+    LedgerWorker,
+    RunBatch,
+    columns_of,
+    person_key_of,
+    take_rows,
+)
 
 SENDING_AT_CRASH = "SENDING_AT_CRASH"
 """Reason of a batch found SENDING by a later run: its request may have left."""
 
+CLAIMED_BY_ANOTHER_RUN = "CLAIMED_BY_ANOTHER_RUN"
+"""Reason of a batch whose SENDING mark found it no longer PLANNED: another run has it."""
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class SyncOptions:
-    """Knobs of a run. Defaults suit a real account (10 requests/s, 1000 per request).
-
-    Attributes:
-        batch_size: participants per request, 1..1000.
-        max_concurrent_sends: requests in flight at once; the client's rate budget paces them,
-            this keeps the pipe full (10 req/s x 150 ms latency needs only 2; default 8).
-        resend_ambiguous: re-send a batch whose earlier send was ambiguous and for which no
-            callback proves it was queued. Off by default because Infobip has no idempotency
-            key; when on, REJECTED_PERSON_IN_FLOW on the re-sent batch counts as delivered.
-        report_deadline_s: how long after the last request to wait for final reports;
-            operations still PENDING then are recorded as PENDING.
-        callback_grace_s: how long after a send to wait for its notifyUrl callback before
-            polling for the report (and before declaring an ambiguous batch HELD).
-        poll_timeout_s: longest single wait for one polled report.
-        max_concurrent_polls: polled reports in flight at once (they share the rate budget).
-        check_interval_s: how often callbacks in the ledger are looked at.
-        flush_interval_s: how often buffered ledger writes (SENT marks, statuses) are flushed.
-        plan_chunk_batches: batches planned and recorded per step of the planning pipeline.
-        not_sent_retries: extra attempts for a request known not to have been processed.
-        rejected_samples: rejected participants to keep in the result.
-        freeze_gc: move the run's long-lived objects (the input, the plan, received reports)
-            out of the cyclic garbage collector's sight while the run lasts (``gc.freeze``),
-            so full collections do not rescan millions of objects and stall the sends
-            (pauses of seconds at a million participants). Unfrozen when the run ends unless
-            something else had frozen objects before. They are still freed by reference
-            counting; only reference cycles wait for the end of the run.
-    """
-
-    batch_size: int = MAX_BATCH_SIZE
-    max_concurrent_sends: int = 8
-    resend_ambiguous: bool = False
-    report_deadline_s: float = 600.0
-    callback_grace_s: float = 10.0
-    poll_timeout_s: float = 30.0
-    max_concurrent_polls: int = 4
-    check_interval_s: float = 0.2
-    flush_interval_s: float = 1.0
-    plan_chunk_batches: int = 10
-    not_sent_retries: int = 2
-    rejected_samples: int = 20
-    freeze_gc: bool = True
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.batch_size <= MAX_BATCH_SIZE:
-            raise ValueError(f"batch_size must be within 1..{MAX_BATCH_SIZE}: {self.batch_size}")
-        if self.max_concurrent_sends < 1 or self.max_concurrent_polls < 1:
-            raise ValueError("max_concurrent_sends and max_concurrent_polls must be >= 1")
-
-
-@dataclasses.dataclass(slots=True)
-class _Batch:
-    """A batch while the run handles it."""
-
-    record: BatchRecord
-    members: BatchMembers
-    participants: tuple[SyncParticipant, ...] | None
-    sent_at: float | None = None
-    held_at: float | None = None
-    reports: list[OperationReport] = dataclasses.field(default_factory=list)
-    resolved_by: str | None = None
-    poll: asyncio.Task[OperationReport | None] | None = None
-
-    @property
-    def context(self) -> BatchContext:
-        r = self.record
-        return BatchContext(r.batch_id, r.audience, r.partition_key, r.campaign_id, r.resent)
-
-
-class _Ledger:
-    """Runs ledger calls one at a time on a worker thread, off the event loop.
-
-    SENDING marks have a worker of their own: they gate every request, and queued behind a
-    bulk write (a planned chunk, a flush of statuses) they would leave the pipe empty.
-    """
-
-    def __init__(self, store: LedgerStore) -> None:
-        self.store = store
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sync-ledger")
-        self._marks = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sync-ledger-mark")
-
-    async def __call__(self, fn: Callable[..., _T], *args: Any) -> _T:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
-
-    async def mark_sending(self, batch_id: str) -> None:
-        await asyncio.get_running_loop().run_in_executor(
-            self._marks, self.store.mark_sending, batch_id
-        )
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=True)
-        self._marks.shutdown(wait=True)
-
-
-class _GcFreezer:
-    """``gc.freeze`` for the length of a run (see ``SyncOptions.freeze_gc``)."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        # Someone else froze objects before us (e.g. a caller that froze its input): leave
-        # the permanent generation as we found it, frozen.
-        self._unfreeze = enabled and gc.get_freeze_count() == 0
-
-    def freeze(self) -> None:
-        if self.enabled:
-            gc.freeze()  # O(1): splices the generations onto the permanent one
-
-    def release(self) -> None:
-        if self._unfreeze:
-            gc.unfreeze()
+RUN_STOPPED = "RUN_STOPPED"
+"""Reason of a batch left unsent because the run stopped (auth refused, lease lost)."""
 
 
 class SyncEngine:
@@ -172,6 +74,8 @@ class SyncEngine:
         ledger: the shared durable state (``SqlLedgerStore`` in production).
         options: the run's knobs.
         clock: injectable time source (tests pass a fake one).
+        wall_clock: epoch seconds for the run lease's expiry (``time.time``); injectable so
+            tests can expire a lease without waiting.
     """
 
     def __init__(
@@ -181,11 +85,13 @@ class SyncEngine:
         *,
         options: SyncOptions | None = None,
         clock: Clock | None = None,
+        wall_clock: Callable[[], float] | None = None,
     ) -> None:
         self.destination = destination
         self.ledger = ledger
         self.options = options or SyncOptions()
         self.clock = clock or MonotonicClock()
+        self.wall_clock = wall_clock or time.time
 
     async def run(
         self,
@@ -195,24 +101,44 @@ class SyncEngine:
         campaign_id: int,
         participants: Sequence[SyncParticipant],
         quarantine: Sequence[QuarantineRow] = (),
+        run_id: str | None = None,
     ) -> SyncResult:
         """Sync one partition of an audience into one flow.
+
+        The run first takes the ledger's run lease (``SyncOptions.lease_scope``), then, inside
+        it, re-checks every participant against the identity ledger as it is now (a person
+        whose identifiers touch two earlier profiles, or one profile of another externalId, is
+        quarantined, never sent), replaces the partition's quarantine record, and sends.
 
         Args:
             audience: audience name.
             partition_key: the partition being synced ("" when unpartitioned).
             campaign_id: the flow's campaignId.
             participants: prepared participants, one per person.
-            quarantine: rows preparation refused; recorded in the ledger and counted.
+            quarantine: rows preparation refused; they replace the partition's quarantine
+                record (together with the re-check's), even when there are none.
+            run_id: this run's id in the lease (e.g. the orchestrator's run id); by default
+                ``<host>/<pid>/<random>``.
 
         Returns:
             The run's ``SyncResult``.
 
         Raises:
+            LeaseHeldError: another run holds the lease beyond ``lease_wait_s`` (nothing sent).
+            LeaseLostError: the lease could not be renewed; sending stopped.
+            SyncAuthError: Infobip refused the credentials; sending stopped.
             DuplicateIdentifierError: when two participants share an identifier (nothing sent).
         """
         run = _Run(self, audience, partition_key, campaign_id)
-        return await run.execute(participants, quarantine)
+        lease = RunLease(
+            self.ledger,
+            holder=run_id or new_run_id(),
+            description=f"audience={audience!r} partition={partition_key!r} flow={campaign_id}",
+            options=self.options,
+            clock=self.clock,
+            wall_clock=self.wall_clock,
+        )
+        return await run.execute(participants, quarantine, lease)
 
 
 class _Run:
@@ -222,14 +148,14 @@ class _Run:
         self.destination = engine.destination
         self.opts = engine.options
         self.clock = engine.clock
-        self.db = _Ledger(engine.ledger)
+        self.db = LedgerWorker(engine.ledger)
         self.result = SyncResult(audience=audience, partition_key=partition, campaign_id=campaign)
         self.audience, self.partition, self.campaign = audience, partition, campaign
-        self.batches: dict[str, _Batch] = {}
+        self.batches: dict[str, RunBatch] = {}
         self.body_by_key: dict[str, SyncParticipant] = {}
         self.pending_updates: dict[str, BatchRecord] = {}
         self.pending_statuses: list[StatusRow] = []
-        self.to_report: list[_Batch] = []
+        self.to_report: list[RunBatch] = []
         self.send_slots = asyncio.Semaphore(self.opts.max_concurrent_sends)
         self.poll_slots = asyncio.Semaphore(self.opts.max_concurrent_polls)
         self.send_tasks: set[asyncio.Task[None]] = set()
@@ -237,42 +163,97 @@ class _Run:
         self.sends_done_at: float | None = None
         self.planner: asyncio.Task[None] | None = None
         self.guard = UniquenessGuard()
-        self.gc = _GcFreezer(self.opts.freeze_gc)
+        self.gc = GcFreezer(self.opts.freeze_gc)
+        self.stopped: Exception | None = None
+        self.to_send_total = 0
+        self.planned_people = 0
 
     async def execute(
-        self, participants: Sequence[SyncParticipant], quarantine: Sequence[QuarantineRow]
+        self,
+        participants: Sequence[SyncParticipant],
+        quarantine: Sequence[QuarantineRow],
+        lease: RunLease,
     ) -> SyncResult:
         started = self.clock.now()
+        renewer: asyncio.Task[None] | None = None
         try:
             await self.db(self.db.store.ensure_schema)
-            await self._record_quarantine(quarantine)
+            await lease.acquire()
+            renewer = asyncio.create_task(lease.keep_alive(self._stop))
             to_send, taken_ids = await self._resume(participants)
+            to_send, refused_rows = await self._recheck_identities(to_send)
+            self.to_send_total = len(to_send)
+            await self._record_quarantine([*quarantine, *refused_rows])
             self.gc.freeze()
             self.planner = asyncio.create_task(self._plan_and_send(to_send, taken_ids))
             await self._collect()
             await self._finish()
         finally:
+            if renewer is not None:
+                renewer.cancel()
             if self.planner is not None and not self.planner.done():
                 self.planner.cancel()
             for batch in self.batches.values():
                 if batch.poll is not None:
                     batch.poll.cancel()
             self.db.close()
+            lease.release()
             self.gc.release()
         self.result.duration_s = self.clock.now() - started
+        if isinstance(self.stopped, SyncAuthError):  # now the count of the unsent is known
+            unplanned = self.to_send_total - self.planned_people
+            not_sent = self.result.status_counts.get("NOT_SENT", 0) + unplanned
+            raise SyncAuthError(self.stopped.reason, not_sent) from None
+        if self.stopped is not None:
+            raise self.stopped
         if self.planner is not None and not self.planner.cancelled():
             failure = self.planner.exception()
             if failure is not None:  # e.g. a shared identifier: raised once the record is kept
                 raise failure
         return self.result
 
+    def _stop(self, reason: Exception) -> None:
+        """Stop sending (auth refused, lease lost): no new request leaves after this."""
+        if self.stopped is None:
+            self.stopped = reason
+        if self.planner is not None and not self.planner.done():
+            self.planner.cancel()
+
     # -- planning ---------------------------------------------------------------------------
 
     async def _record_quarantine(self, quarantine: Sequence[QuarantineRow]) -> None:
+        """Replace the partition's quarantine record, even with nothing (old rows must go)."""
         for row in quarantine:
             self.result.quarantined_by_reason[row.reason] += 1
-        if quarantine:
-            await self.db(self.db.store.record_quarantine, list(quarantine))
+        await self.db(
+            self.db.store.replace_quarantine, self.audience, self.partition, list(quarantine)
+        )
+
+    async def _recheck_identities(
+        self, to_send: list[SyncParticipant]
+    ) -> tuple[list[SyncParticipant], list[QuarantineRow]]:
+        """Re-check the participants against the identity ledger as it is now, under the lease.
+
+        Preparation checked an older ledger (other audiences may have sent since); see
+        ``_identity_check``. Refused participants become quarantine rows, one per source row.
+        """
+        if not to_send:
+            return to_send, []
+        prior = load_prior_profiles(await self.db(self.db.store.sent_identities))
+        keep, refused = await asyncio.to_thread(check_against_prior, to_send, prior)
+        rows: list[QuarantineRow] = []
+        for item in refused:
+            p = item.participant
+            row_ids = p.source_rows or (p.person_key,)
+            rows.extend(
+                QuarantineRow(self.audience, self.partition, row_id, item.reason, item.detail)
+                for row_id in row_ids
+            )
+            self.result.refused_participants.append(
+                RefusedSample(mask_anchor(p.person_key), item.reason, item.detail, len(row_ids))
+            )
+            self.body_by_key.pop(p.person_key, None)
+        return keep, rows
 
     async def _resume(
         self, participants: Sequence[SyncParticipant]
@@ -284,21 +265,21 @@ class _Run:
         stale = [b.batch_id for b in existing if b.state is BatchState.PLANNED]
         if stale:  # never left: forget them and plan again from the current input
             await self.db(store.discard_planned, stale)
-        live = [b for b in existing if b.state in _LIVE_STATES]
+        live = [b for b in existing if b.state in LIVE_STATES]
         members = BatchMembers.from_members(
             await self.db(store.batch_members, [b.batch_id for b in live])
         )
         rows_of: dict[str, list[int]] = {b.batch_id: [] for b in live}
         for index, batch_id in enumerate(members.batch_ids):
             rows_of[batch_id].append(index)
-        by_batch = {b: _take(members, rows) for b, rows in rows_of.items()}
+        by_batch = {b: take_rows(members, rows) for b, rows in rows_of.items()}
         claimed = set(members.person_keys)
         crashed: list[BatchRecord] = []
         for record in live:
             if record.state is BatchState.SENDING:
                 record = dataclasses.replace(record, state=BatchState.HELD, reason=SENDING_AT_CRASH)
                 crashed.append(record)
-            batch = _Batch(
+            batch = RunBatch(
                 record, by_batch[record.batch_id], self._bodies(by_batch[record.batch_id])
             )
             if record.state is BatchState.HELD:
@@ -317,7 +298,7 @@ class _Run:
                 to_send.append(p)
         self.result.participants_in = len(participants)
         self.result.delivered = self.result.already_delivered
-        to_send.sort(key=_person_key)
+        to_send.sort(key=person_key_of)
         return to_send, {b.batch_id for b in existing if b.batch_id not in stale}
 
     async def _plan_and_send(self, to_send: list[SyncParticipant], taken_ids: set[str]) -> None:
@@ -344,10 +325,11 @@ class _Run:
                 )
                 for p in planned
             ]
-            members = BatchMembers.concat(_columns_of(p) for p in planned)
+            members = BatchMembers.concat(columns_of(p) for p in planned)
             await self.db(self.db.store.plan_batches, records, members)
+            self.planned_people += sum(r.size for r in records)
             for record, plan in zip(records, planned, strict=True):
-                batch = _Batch(record, _columns_of(plan), plan.participants)
+                batch = RunBatch(record, columns_of(plan), plan.participants)
                 self.batches[record.batch_id] = batch
                 self._spawn_send(batch)
             self.gc.freeze()
@@ -373,28 +355,45 @@ class _Run:
 
     # -- sending ----------------------------------------------------------------------------
 
-    def _spawn_send(self, batch: _Batch, *, resend: bool = False) -> None:
+    def _spawn_send(self, batch: RunBatch, *, resend: bool = False) -> None:
         task = asyncio.create_task(self._send(batch, resend=resend))
         self.send_tasks.add(task)
         task.add_done_callback(self.send_tasks.discard)
 
-    async def _send(self, batch: _Batch, *, resend: bool) -> None:
+    async def _send(self, batch: RunBatch, *, resend: bool) -> None:
         assert batch.participants is not None
         bodies = [p.body for p in batch.participants]
+        # A first send claims a PLANNED batch; a re-send a HELD one (or one still SENDING in
+        # the ledger because its HELD mark is not flushed yet).
+        expected = (BatchState.HELD, BatchState.SENDING) if resend else (BatchState.PLANNED,)
+        before = BatchState.HELD if resend else BatchState.PLANNED
         async with self.send_slots:
+            if self.stopped is not None:
+                self._left_unsent(batch, before, f"{RUN_STOPPED}:{type(self.stopped).__name__}")
+                return
+            # The SENDING mark must be durable before the body leaves: after a crash it is what
+            # tells a later run that this request may have been queued. It is also a claim: if
+            # the batch is no longer in an expected state, another run has it.
+            if not await self.db.mark_sending(batch.record.batch_id, expected):
+                self._skip(batch)
+                return
             batch.record = dataclasses.replace(batch.record, state=BatchState.SENDING)
             for attempt in range(self.opts.not_sent_retries + 1):
-                # The SENDING mark must be durable before the body leaves: after a crash it is
-                # what tells a later run that this request may have been queued.
-                await self.db.mark_sending(batch.record.batch_id)
                 outcome = await self._send_once(bodies, batch.record.batch_id)
-                if outcome.kind is not SendKind.NOT_SENT:
+                if outcome.kind is not SendKind.NOT_SENT or self.stopped is not None:
                     break
                 if attempt < self.opts.not_sent_retries:
                     await self.clock.sleep(0.5 * 2**attempt)
-        self.result.batches_sent += 1
         now = self.clock.now()
         record = batch.record
+        if outcome.kind in (SendKind.NOT_SENT, SendKind.AUTH_FAILED):
+            # Known not processed. A first send goes back to PLANNED (a later run plans it
+            # again); a re-send back to HELD, since its first, ambiguous send may have landed.
+            self._left_unsent(batch, before, outcome.reason)
+            if outcome.kind is SendKind.AUTH_FAILED:
+                self._stop(SyncAuthError(outcome.reason or "AUTH_FAILED", 0))
+            return
+        self.result.batches_sent += 1
         if outcome.kind is SendKind.SENT:
             record = dataclasses.replace(
                 record, state=BatchState.SENT, operation_id=outcome.operation_id, reason=None
@@ -403,15 +402,31 @@ class _Run:
         elif outcome.kind is SendKind.AMBIGUOUS:
             record = dataclasses.replace(record, state=BatchState.HELD, reason=outcome.reason)
             batch.held_at = now
-        elif outcome.kind is SendKind.REFUSED:
+        else:  # REFUSED: nothing was queued, and sending it again would be refused again
             record = dataclasses.replace(record, state=BatchState.FAILED, reason=outcome.reason)
             batch.resolved_by = "refused"
-        else:  # known not processed: back to PLANNED, so a later run plans it again
-            record = dataclasses.replace(record, state=BatchState.PLANNED, reason=outcome.reason)
         if resend:
             record = dataclasses.replace(record, resent=True)
         batch.record = record
         self.pending_updates[record.batch_id] = record
+
+    def _left_unsent(self, batch: RunBatch, state: BatchState, reason: str | None) -> None:
+        if state is BatchState.HELD:
+            batch.held_at = float("-inf")  # not re-sent again by this run
+            reason = batch.record.reason  # keep why it was held in the first place
+        batch.record = dataclasses.replace(batch.record, state=state, reason=reason)
+        self.pending_updates[batch.record.batch_id] = batch.record
+        if state is BatchState.HELD:
+            batch.participants = None  # never re-sent again by this run
+
+    def _skip(self, batch: RunBatch) -> None:
+        """Drop a batch another run claimed: its record and its people are that run's."""
+        batch.resolved_by = "skipped"
+        self.pending_updates.pop(batch.record.batch_id, None)
+        record = batch.record
+        self.result.skipped_batches.append(
+            HeldBatch(record.batch_id, record.size, record.state.value, CLAIMED_BY_ANOTHER_RUN)
+        )
 
     async def _send_once(self, bodies: list[Any], batch_id: str) -> SendOutcome:
         try:
@@ -423,7 +438,7 @@ class _Run:
 
     # -- reports ----------------------------------------------------------------------------
 
-    def _outstanding(self) -> list[_Batch]:
+    def _outstanding(self) -> list[RunBatch]:
         return [
             b
             for b in self.batches.values()
@@ -435,6 +450,8 @@ class _Run:
         deadline: float | None = None
         while True:
             now = self.clock.now()
+            if self.stopped is not None and not self.send_tasks:
+                return  # nothing more will be sent; SENT batches are finished by a later run
             if not self._sending_active() and deadline is None:
                 deadline = now + self.opts.report_deadline_s
                 self.sends_done_at = now
@@ -454,7 +471,7 @@ class _Run:
     def _sending_active(self) -> bool:
         return bool(self.send_tasks) or (self.planner is not None and not self.planner.done())
 
-    def _may_still_resolve(self, batch: _Batch, now: float) -> bool:
+    def _may_still_resolve(self, batch: RunBatch, now: float) -> bool:
         """A HELD batch is worth waiting for while its callback grace lasts."""
         if batch.record.state is not BatchState.HELD or self.destination.notify_url is None:
             return False
@@ -479,7 +496,7 @@ class _Run:
                 self._resolve(batch, "callback")
 
     def _handle_ambiguous(self, now: float) -> None:
-        if not self.opts.resend_ambiguous:
+        if not self.opts.resend_ambiguous or self.stopped is not None:
             return
         for batch in self._outstanding():
             if batch.record.state is not BatchState.HELD or batch.participants is None:
@@ -510,7 +527,7 @@ class _Run:
                 limit = min(limit, max(deadline - now, 0.0))
             batch.poll = asyncio.create_task(self._poll(batch, limit))
 
-    async def _poll(self, batch: _Batch, timeout_s: float) -> OperationReport | None:
+    async def _poll(self, batch: RunBatch, timeout_s: float) -> OperationReport | None:
         operation_id = batch.record.operation_id
         assert operation_id is not None
         async with self.poll_slots:
@@ -529,7 +546,7 @@ class _Run:
         batch.poll = None
         return report
 
-    def _resolve(self, batch: _Batch, how: str) -> None:
+    def _resolve(self, batch: RunBatch, how: str) -> None:
         batch.resolved_by = how
         if batch.poll is not None and how == "callback":
             batch.poll.cancel()
@@ -540,7 +557,7 @@ class _Run:
         # batch, built on the event loop, would delay the sends that are due.
         self.to_report.append(batch)
 
-    def _report_rows(self, batches: list[_Batch]) -> list[StatusRow]:
+    def _report_rows(self, batches: list[RunBatch]) -> list[StatusRow]:
         """Status rows of resolved batches, counted; runs on a worker thread."""
         rows: list[StatusRow] = []
         for batch in batches:
@@ -585,6 +602,8 @@ class _Run:
         result.batches_planned = len(self.batches)
         for batch in self.batches.values():
             record = batch.record
+            if batch.resolved_by == "skipped":
+                continue  # another run's batch: its record and statuses are that run's
             if record.operation_id:
                 result.operation_ids.append(record.operation_id)
             if batch.resolved_by == "callback":
@@ -602,7 +621,7 @@ class _Run:
         if final_rows:
             await self.db(self.db.store.upsert_statuses, final_rows)
 
-    def _unresolved_rows(self, batch: _Batch) -> list[StatusRow]:
+    def _unresolved_rows(self, batch: RunBatch) -> list[StatusRow]:
         record = batch.record
         if record.state is BatchState.FAILED:
             reason = f"REQUEST_REFUSED:{record.reason}"
@@ -652,26 +671,3 @@ class _Run:
                         row.person_key, kind, mask_identifier(identifier), row.error_reason
                     )
                 )
-
-
-_LIVE_STATES = (BatchState.SENDING, BatchState.SENT, BatchState.HELD)
-
-
-def _person_key(participant: SyncParticipant) -> str:
-    return participant.person_key
-
-
-def _columns_of(plan: PlannedBatch) -> BatchMembers:
-    return BatchMembers.from_members(plan.members)
-
-
-def _take(members: BatchMembers, rows: list[int]) -> BatchMembers:
-    """The given rows of ``members``, as columns of their own."""
-    return BatchMembers(
-        [members.batch_ids[i] for i in rows],
-        [members.person_keys[i] for i in rows],
-        [members.kinds[i] for i in rows],
-        [members.identifiers[i] for i in rows],
-        [members.is_identify_by[i] for i in rows],
-        [members.anchors[i] for i in rows],
-    )

@@ -14,6 +14,13 @@ Tables (names share a configurable prefix, ``moments_sync_`` by default):
 - ``participant_status``: each person's last status per flow; it outlives Infobip's 30 days.
 - ``quarantine``: input rows preparation refused, with reasons.
 - ``callbacks``: reports received on notifyUrl, raw, keyed by (callbackData, operationId).
+- ``run_lease``: one row per lease scope: the run holding it and until when (epoch seconds).
+
+The two writes that keep concurrent runs apart are compare-and-sets decided by the database
+(never read-then-write in Python): the SENDING mark (``... WHERE state IN (expected)``, row
+count checked) and the lease (``INSERT ... ON CONFLICT DO NOTHING``, then a conditional
+``UPDATE`` that takes over only an expired lease). Both are single statements, atomic on
+DuckDB and on PostgreSQL under READ COMMITTED.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from ._protocols import (
     BatchMember,
     BatchRecord,
     BatchState,
+    Lease,
     OperationReport,
     QuarantineRow,
     StatusRow,
@@ -74,6 +82,7 @@ class SqlLedgerStore:
         self.status = f"{p}participant_status"
         self.quarantine_table = f"{p}quarantine"
         self.callbacks_table = f"{p}callbacks"
+        self.lease_table = f"{p}run_lease"
         self._prefix = p
 
     def __repr__(self) -> str:
@@ -106,6 +115,9 @@ class SqlLedgerStore:
                 callback_data TEXT NOT NULL, operation_id TEXT NOT NULL,
                 campaign_id BIGINT NOT NULL, payload TEXT NOT NULL,
                 received_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP)""",
+            f"""CREATE TABLE IF NOT EXISTS {self.lease_table} (
+                scope TEXT PRIMARY KEY, holder TEXT NOT NULL, description TEXT NOT NULL,
+                expires_at DOUBLE PRECISION NOT NULL)""",
             # Ledgers created before profile anchors were recorded gain the column (NULL: the
             # person key is the anchor).
             f"ALTER TABLE {self.members} ADD COLUMN IF NOT EXISTS profile_anchor TEXT",
@@ -208,13 +220,21 @@ class SqlLedgerStore:
                     list(chunk),
                 )
 
-    def mark_sending(self, batch_id: str) -> None:
-        """Mark one batch SENDING; committed (autocommit) when this returns."""
-        self.warehouse.execute(
+    def mark_sending(
+        self, batch_id: str, expected: Sequence[BatchState] = (BatchState.PLANNED,)
+    ) -> bool:
+        """Mark one batch SENDING if it is in an ``expected`` state (compare-and-set).
+
+        Committed (autocommit) when this returns. True only when this call changed the row.
+        """
+        states = [BatchState(s).value for s in expected]
+        changed = self.warehouse.execute(
             f"UPDATE {self.outbox} SET state = 'SENDING', "  # noqa: S608
-            "updated_at = CURRENT_TIMESTAMP WHERE batch_id = ?",
-            [batch_id],
+            "updated_at = CURRENT_TIMESTAMP "
+            f"WHERE batch_id = ? AND state IN ({_marks(len(states))})",
+            [batch_id, *states],
         )
+        return changed == 1
 
     def update_batches(self, updates: Sequence[BatchRecord]) -> None:
         """Write state, operationId, reason and resent flag of several batches at once."""
@@ -317,6 +337,29 @@ class SqlLedgerStore:
             if len(frame):
                 self.warehouse.write_frame(self.quarantine_table, frame)
 
+    def replace_quarantine(
+        self, audience: str, partition_key: str, rows: Sequence[QuarantineRow]
+    ) -> None:
+        """Replace the quarantine record of one (audience, partition), even with no rows.
+
+        Raises:
+            ValueError: when a row belongs to another (audience, partition).
+        """
+        for row in rows:
+            if (row.audience, row.partition_key) != (audience, partition_key):
+                raise ValueError(
+                    f"quarantine row {row.row_id!r} belongs to audience {row.audience!r} "
+                    f"partition {row.partition_key!r}, not {audience!r} {partition_key!r}"
+                )
+        with self.warehouse.transaction():
+            self.warehouse.execute(
+                f"DELETE FROM {self.quarantine_table} "  # noqa: S608
+                "WHERE audience = ? AND partition_key = ?",
+                [audience, partition_key],
+            )
+            if rows:
+                self.record_quarantine(rows)
+
     def quarantine(self, audience: str, partition_key: str) -> list[QuarantineRow]:
         """The quarantine record of one (audience, partition)."""
         rows = self.warehouse.fetch_all(
@@ -381,6 +424,53 @@ class SqlLedgerStore:
         )
         return [(r[0], r[1], r[2]) for r in rows]
 
+    # -- run lease ----------------------------------------------------------------------------
+
+    def acquire_lease(
+        self, scope: str, holder: str, *, description: str, now: float, ttl_s: float
+    ) -> Lease:
+        """Take the lease of ``scope`` if free, expired or already ``holder``'s.
+
+        Returns the lease as it stands afterwards (``holder`` equal to ours: acquired).
+        """
+        wh, expires = self.warehouse, now + ttl_s
+        inserted = wh.execute(
+            f"INSERT INTO {self.lease_table} (scope, holder, description, expires_at) "  # noqa: S608
+            "VALUES (?, ?, ?, ?) ON CONFLICT (scope) DO NOTHING",
+            [scope, holder, description, expires],
+        )
+        if inserted != 1:
+            wh.execute(
+                f"UPDATE {self.lease_table} SET holder = ?, description = ?, "  # noqa: S608
+                "expires_at = ? WHERE scope = ? AND (expires_at < ? OR holder = ?)",
+                [holder, description, expires, scope, now, holder],
+            )
+        rows = wh.fetch_all(
+            f"SELECT scope, holder, description, expires_at FROM {self.lease_table} "  # noqa: S608
+            "WHERE scope = ?",
+            [scope],
+        )
+        if not rows:  # released between our two statements: simply try again
+            return self.acquire_lease(scope, holder, description=description, now=now, ttl_s=ttl_s)
+        r = rows[0]
+        return Lease(str(r[0]), str(r[1]), str(r[2]), float(r[3]))
+
+    def renew_lease(self, scope: str, holder: str, *, now: float, ttl_s: float) -> bool:
+        """Extend ``holder``'s lease; False when another run has it (or nobody does)."""
+        changed = self.warehouse.execute(
+            f"UPDATE {self.lease_table} SET expires_at = ? "  # noqa: S608
+            "WHERE scope = ? AND holder = ?",
+            [now + ttl_s, scope, holder],
+        )
+        return changed == 1
+
+    def release_lease(self, scope: str, holder: str) -> None:
+        """Give up ``holder``'s lease of ``scope`` (nothing happens if another run has it)."""
+        self.warehouse.execute(
+            f"DELETE FROM {self.lease_table} WHERE scope = ? AND holder = ?",  # noqa: S608
+            [scope, holder],
+        )
+
     def table_names(self) -> dict[str, str]:
         """The ledger's table names, for readers such as asset checks."""
         return {
@@ -389,4 +479,5 @@ class SqlLedgerStore:
             "participant_status": self.status,
             "quarantine": self.quarantine_table,
             "callbacks": self.callbacks_table,
+            "run_lease": self.lease_table,
         }

@@ -20,8 +20,9 @@ from ._protocols import LedgerStore, QuarantineRow
 def participants_from_prepared(
     prepared: PreparedAudience, audience: AudienceConfig
 ) -> list[SyncParticipant]:
-    """The prepared participants as engine input (person key, FlowParticipant body, anchor).
+    """The prepared participants as engine input (person key, body, anchor, source rows).
 
+    ``source_rows`` name the input rows of a person the engine refuses at its identity re-check.
     ``profile_anchor`` (the Infobip profile each person updates, as the identity layer resolved
     it) is carried along so the identity ledger records identifiers under it.
     """
@@ -32,7 +33,15 @@ def participants_from_prepared(
         anchors: list[str | None] = frame["profile_anchor"].astype(str).tolist()
     else:
         anchors = [None] * len(keys)
-    return [SyncParticipant(k, b, a) for k, b, a in zip(keys, bodies, anchors, strict=True)]
+    if "source_rows" in frame.columns:
+        rows: list[tuple[str, ...]] = [
+            tuple(str(r) for r in rs) if rs is not None else () for rs in frame["source_rows"]
+        ]
+    else:
+        rows = [()] * len(keys)
+    return [
+        SyncParticipant(k, b, a, r) for k, b, a, r in zip(keys, bodies, anchors, rows, strict=True)
+    ]
 
 
 def quarantine_from_prepared(

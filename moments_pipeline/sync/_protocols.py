@@ -47,6 +47,9 @@ class SendKind(enum.StrEnum):
     error): safe to retry."""
     REFUSED = "REFUSED"
     """Definite, permanent refusal of the request (4xx): nothing was queued."""
+    AUTH_FAILED = "AUTH_FAILED"
+    """The account refused the credentials (401/403): nothing was queued, and no later request
+    of the run can succeed, so the run stops."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +205,23 @@ class QuarantineRow:
     detail: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """The run lease of one scope, as the ledger holds it.
+
+    Attributes:
+        scope: what the lease covers (by default the whole ledger, i.e. the account).
+        holder: the run id of the run holding it.
+        description: what that run syncs (audience, partition, flow), for error messages.
+        expires_at: wall-clock time (epoch seconds) after which another run may take it over.
+    """
+
+    scope: str
+    holder: str
+    description: str
+    expires_at: float
+
+
 @runtime_checkable
 class FlowDestination(Protocol):
     """Where batches go: one Moments flow API (in production an adapter over the client)."""
@@ -262,8 +282,15 @@ class LedgerStore(Protocol):
         """Forget PLANNED batches (their bodies never left) and their members."""
         ...
 
-    def mark_sending(self, batch_id: str) -> None:
-        """Durably mark one batch SENDING; returns only once the mark is committed."""
+    def mark_sending(
+        self, batch_id: str, expected: Sequence[BatchState] = (BatchState.PLANNED,)
+    ) -> bool:
+        """Durably mark one batch SENDING if it is in one of the ``expected`` states.
+
+        A compare-and-set: returns True only when exactly this call moved the batch to SENDING
+        (committed when it returns); False when the batch is gone or in another state, e.g.
+        because another run claimed it. The body may leave only after True.
+        """
         ...
 
     def update_batches(self, updates: Sequence[BatchRecord]) -> None:
@@ -282,6 +309,12 @@ class LedgerStore(Protocol):
 
     def record_quarantine(self, rows: Sequence[QuarantineRow]) -> None:
         """Replace the quarantine record of the rows' (audience, partition) with these rows."""
+        ...
+
+    def replace_quarantine(
+        self, audience: str, partition_key: str, rows: Sequence[QuarantineRow]
+    ) -> None:
+        """Replace the quarantine record of one (audience, partition), even with no rows."""
         ...
 
     def quarantine(self, audience: str, partition_key: str) -> list[QuarantineRow]:
@@ -310,4 +343,22 @@ class LedgerStore(Protocol):
 
         Batches SENDING or later, across all audiences: Infobip's People is account-wide.
         """
+        ...
+
+    def acquire_lease(
+        self, scope: str, holder: str, *, description: str, now: float, ttl_s: float
+    ) -> Lease:
+        """Take the lease of ``scope`` for ``holder`` if it is free, expired or already ours.
+
+        Atomic on the shared database (two runs can never both get it). Returns the lease as
+        it stands afterwards: ``lease.holder == holder`` means it was acquired.
+        """
+        ...
+
+    def renew_lease(self, scope: str, holder: str, *, now: float, ttl_s: float) -> bool:
+        """Extend ``holder``'s lease to ``now + ttl_s``; False when it is no longer held."""
+        ...
+
+    def release_lease(self, scope: str, holder: str) -> None:
+        """Give the lease up (only if ``holder`` still holds it)."""
         ...

@@ -38,6 +38,23 @@ class RejectedSample:
     error_reason: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class RefusedSample:
+    """A participant the engine's identity re-check refused (quarantined, never sent).
+
+    Attributes:
+        person_key_hint: the person key with its identifier masked.
+        reason: ``WOULD_MERGE_PRIOR_PROFILES`` or ``IDENTIFIER_SENT_FOR_OTHER_PERSON``.
+        detail: which identifiers touch which profiles, identifiers masked.
+        rows: input rows quarantined for this participant.
+    """
+
+    person_key_hint: str
+    reason: str
+    detail: str
+    rows: int
+
+
 @dataclass(slots=True)
 class SyncResult:
     """Everything a run did, for the orchestrator to record and check.
@@ -53,11 +70,16 @@ class SyncResult:
         reason_counts: REJECTED participants by ``errorReason`` (or request refusal reason).
         delivered: participants now in the flow (ACCEPTED, or REJECTED_PERSON_IN_FLOW on a
             re-sent batch), including ``already_delivered``.
-        quarantined_by_reason: input rows preparation quarantined, by reason (passed through).
+        quarantined_by_reason: input rows quarantined, by reason: those preparation refused
+            (passed through) plus those of participants the engine's identity re-check refused.
+        refused_participants: participants the identity re-check refused (never sent); their
+            rows are in ``quarantined_by_reason`` and in the ledger's quarantine record.
         operation_ids: operationIds of the batches this run covered.
         batches_sent: requests sent by this run.
         batches_planned: batches this run covered (new and resumed).
         held_batches: batches not delivered, with their reasons.
+        skipped_batches: batches this run planned but did not send because their SENDING mark
+            found them claimed by another run (should not happen under the run lease).
         reports_by_callback: operations whose final report came by notifyUrl callback.
         reports_by_polling: operations whose final report came by polling.
         duration_s: wall time of the run.
@@ -73,10 +95,12 @@ class SyncResult:
     reason_counts: Counter[str] = field(default_factory=Counter)
     delivered: int = 0
     quarantined_by_reason: Counter[str] = field(default_factory=Counter)
+    refused_participants: list[RefusedSample] = field(default_factory=list)
     operation_ids: list[str] = field(default_factory=list)
     batches_sent: int = 0
     batches_planned: int = 0
     held_batches: list[HeldBatch] = field(default_factory=list)
+    skipped_batches: list[HeldBatch] = field(default_factory=list)
     reports_by_callback: int = 0
     reports_by_polling: int = 0
     duration_s: float = 0.0
@@ -120,6 +144,11 @@ class SyncResult:
             "held_batches": [
                 {"batch_id": h.batch_id, "size": h.size, "state": h.state, "reason": h.reason}
                 for h in self.held_batches
+            ],
+            "refused_at_sync": len(self.refused_participants),
+            "skipped_batches": [
+                {"batch_id": h.batch_id, "size": h.size, "state": h.state, "reason": h.reason}
+                for h in self.skipped_batches
             ],
             "operation_ids": len(self.operation_ids),
             "reports_by_callback": self.reports_by_callback,

@@ -14,6 +14,7 @@ from moments_pipeline.sync import (
     BatchMember,
     BatchRecord,
     BatchState,
+    Lease,
     OperationReport,
     QuarantineRow,
     StatusRow,
@@ -30,6 +31,7 @@ class MemoryLedgerStore:
         self.quarantined: list[QuarantineRow] = []
         self.received: dict[tuple[str, str], OperationReport] = {}
         self.sending_marks: list[str] = []
+        self.leases: dict[str, Lease] = {}
         self._lock = threading.Lock()
 
     def ensure_schema(self) -> None:
@@ -74,12 +76,16 @@ class MemoryLedgerStore:
                     del self.outbox[b]
                     del self.members[b]
 
-    def mark_sending(self, batch_id: str) -> None:
+    def mark_sending(
+        self, batch_id: str, expected: Sequence[BatchState] = (BatchState.PLANNED,)
+    ) -> bool:
         with self._lock:
+            current = self.outbox.get(batch_id)
+            if current is None or current.state not in expected:
+                return False
             self.sending_marks.append(batch_id)
-            self.outbox[batch_id] = dataclasses.replace(
-                self.outbox[batch_id], state=BatchState.SENDING
-            )
+            self.outbox[batch_id] = dataclasses.replace(current, state=BatchState.SENDING)
+            return True
 
     def update_batches(self, updates: Sequence[BatchRecord]) -> None:
         with self._lock:
@@ -110,6 +116,16 @@ class MemoryLedgerStore:
             scopes = {(r.audience, r.partition_key) for r in rows}
             self.quarantined = [
                 q for q in self.quarantined if (q.audience, q.partition_key) not in scopes
+            ] + list(rows)
+
+    def replace_quarantine(
+        self, audience: str, partition_key: str, rows: Sequence[QuarantineRow]
+    ) -> None:
+        with self._lock:
+            self.quarantined = [
+                q
+                for q in self.quarantined
+                if (q.audience, q.partition_key) != (audience, partition_key)
             ] + list(rows)
 
     def quarantine(self, audience: str, partition_key: str) -> list[QuarantineRow]:
@@ -146,3 +162,27 @@ class MemoryLedgerStore:
                     for m in ms
                 }
             )
+
+    def acquire_lease(
+        self, scope: str, holder: str, *, description: str, now: float, ttl_s: float
+    ) -> Lease:
+        with self._lock:
+            current = self.leases.get(scope)
+            if current is None or current.expires_at < now or current.holder == holder:
+                current = Lease(scope, holder, description, now + ttl_s)
+                self.leases[scope] = current
+            return current
+
+    def renew_lease(self, scope: str, holder: str, *, now: float, ttl_s: float) -> bool:
+        with self._lock:
+            current = self.leases.get(scope)
+            if current is None or current.holder != holder:
+                return False
+            self.leases[scope] = dataclasses.replace(current, expires_at=now + ttl_s)
+            return True
+
+    def release_lease(self, scope: str, holder: str) -> None:
+        with self._lock:
+            current = self.leases.get(scope)
+            if current is not None and current.holder == holder:
+                del self.leases[scope]
