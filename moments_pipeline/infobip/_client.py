@@ -74,6 +74,8 @@ class ClientStats:
     http_5xx: int = 0
     transport_errors: int = 0
     ambiguous: int = 0
+    response_s_total: float = 0.0
+    response_s_max: float = 0.0
 
 
 class MomentsClient:
@@ -427,7 +429,10 @@ class MomentsClient:
                 last_error = transport_error
                 await self._backoff(attempt, None)
                 continue
-            elapsed_ms = (self._clock() - started) * 1000
+            elapsed_s = self._clock() - started
+            self.stats.response_s_total += elapsed_s
+            self.stats.response_s_max = max(self.stats.response_s_max, elapsed_s)
+            elapsed_ms = elapsed_s * 1000
             logger.debug(
                 "%s attempt %d -> HTTP %d in %.0f ms",
                 operation,

@@ -24,8 +24,10 @@ the old spacing) up to ``max_safety_margin`` (6 %). After ``relax_after`` (200, 
 accepted requests in a row it narrows the margin again by ``relax_step`` (0.5 point), never
 below the configured ``safety_margin``. A quiet machine so keeps the configured 1 % (about
 0.99 of the ceiling); a loaded one settles at the spacing its jitter needs instead of paying
-one second per 429. The client reports outcomes with :meth:`RateBudget.note_rate_limited` and
-:meth:`RateBudget.note_accepted`.
+one second per 429. The first window of a fresh (or idle) account goes out at the ceiling's
+spacing (about 50 ms in all): new connections and a cold server delay the first arrivals, which
+then bunch with the ones behind them. The client reports outcomes with
+:meth:`RateBudget.note_rate_limited` and :meth:`RateBudget.note_accepted`.
 
 Constraints: starts are claimed under a ``threading.Lock`` and never awaited under it, so one
 budget works across event loops and threads (the sync facade runs its own loop). Budgets are
@@ -93,12 +95,15 @@ class RateBudget:
         self._relax_after = relax_after
         self._accepted_in_a_row = 0
         self._widened_at = float("-inf")
+        self._warm_left = 0
         self._configure(rate_per_s, safety_margin)
         self._margin = self._base_margin
         self._interval = self._base_interval * (1.0 + self._margin)
         self.acquired = 0
         self.pauses = 0
         self.widenings = 0
+        self.wake_lateness_s = 0.0
+        self.wake_lateness_max_s = 0.0
 
     def _configure(self, rate_per_s: float, safety_margin: float) -> None:
         self._base_interval = 1.0 / rate_per_s
@@ -164,18 +169,33 @@ class RateBudget:
                 due = max(due, starts[0] + self._window_starts * self._interval)
             if now < due:
                 return due - now
+            if not starts or now - starts[-1] > self._window_starts * self._interval:
+                # A fresh or idle account: the first window goes out at the widest spacing.
+                self._warm_left = self._window_starts
+            interval = self._interval
+            if self._warm_left > 0:
+                self._warm_left -= 1
+                interval = self._base_interval * (1.0 + max(self._max_margin, self._margin))
             on_grid = now - self._next_due <= _CATCH_UP_FRACTION * self._interval
-            self._next_due = (self._next_due if on_grid else now) + self._interval
+            self._next_due = (self._next_due if on_grid else now) + interval
             starts.append(now)
             self.acquired += 1
             return 0.0
 
     async def acquire(self) -> None:
         """Wait until this caller may start a request; it must start at once."""
+        woke_due: float | None = None
         while True:
             wait = self.try_start()
             if wait <= 0:
+                if woke_due is not None:
+                    # How late the sleeper woke (a stalled event loop or thread shows here).
+                    late = self._clock() - woke_due
+                    if late > 0:
+                        self.wake_lateness_s += late
+                        self.wake_lateness_max_s = max(self.wake_lateness_max_s, late)
                 return
+            woke_due = self._clock() + wait
             await self._sleep(wait)
 
     def pause(self, seconds: float) -> None:

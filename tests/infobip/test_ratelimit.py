@@ -87,10 +87,15 @@ async def test_idle_budget_restarts_without_a_burst() -> None:
     clock.now += 30
     t0 = clock()
     starts = []
-    for _ in range(3):
+    for _ in range(13):
         await budget.acquire()
         starts.append(clock() - t0)
-    assert starts == pytest.approx([0.0, 0.1, 0.2])
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    # The first window after the pause goes out at the ceiling's spacing (6 %), then the
+    # configured one again.
+    assert starts[0] == 0.0
+    assert gaps[:10] == pytest.approx([0.106] * 10)
+    assert gaps[10:] == pytest.approx([0.1] * 2)
 
 
 # --- adaptive spacing (AIMD on the safety margin) ------------------------------------------------
