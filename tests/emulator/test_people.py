@@ -106,3 +106,28 @@ def test_snapshot_round_trip(store: PeopleStore) -> None:
 def test_empty_identifiers_are_refused(store: PeopleStore) -> None:
     with pytest.raises(ValueError, match="at least one identifier"):
         store.upsert([], origin="API", operation_id=None)
+
+
+def test_a_repeat_that_also_matches_another_profile_records_multiple_profiles_matched(
+    store: PeopleStore,
+) -> None:
+    older = _up(store, Identifier.phone("41790000001"))
+    other = _up(store, Identifier.email("c@x.com"))
+    # In one request: the phone is used, then used again together with other's email.
+    _up(store, Identifier.phone("41790000001"), scope_key="req")
+    survivor = _up(
+        store, Identifier.phone("41790000001"), Identifier.email("c@x.com"), scope_key="req"
+    )
+    assert survivor == older
+    [record] = store.merges
+    assert (record.surviving_profile_id, record.absorbed_profile_id) == (older, other)
+    assert record.reason == MULTIPLE_PROFILES_MATCHED
+
+
+def test_a_merge_of_profiles_reached_only_by_repeats_is_a_repetition(store: PeopleStore) -> None:
+    a = _up(store, Identifier.email("a@x.com"), scope_key="req")
+    b = _up(store, Identifier.email("b@x.com"), scope_key="req")
+    _up(store, Identifier.email("a@x.com"), Identifier.email("b@x.com"), scope_key="req")
+    assert [(m.surviving_profile_id, m.absorbed_profile_id, m.reason) for m in store.merges] == [
+        (a, b, IDENTIFIER_REPEATED_IN_REQUEST)
+    ]

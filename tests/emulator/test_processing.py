@@ -8,8 +8,9 @@ from typing import Any
 import orjson
 
 from moments_pipeline.emulator import EmulatorSettings, ManualClock
-from moments_pipeline.emulator.flows import parse_add_request
+from moments_pipeline.emulator.flows import FlowState, Operation, parse_add_request
 from moments_pipeline.emulator.persistence import read_journal
+from moments_pipeline.emulator.settings import FlowConfig
 from moments_pipeline.emulator.state import Emulator
 from tests.emulator.conftest import FLOW, email, phone
 
@@ -130,3 +131,58 @@ def test_a_pretty_printed_body_is_journaled_on_one_line(tmp_path: Path) -> None:
         "ACCEPTED",
         "ACCEPTED",
     ]
+
+
+def test_the_inlined_hot_path_applies_the_reference_rules() -> None:
+    # ParticipantRun.step inlines identifier extraction and creates new people through
+    # PeopleStore.upsert_api; the reference is flows._identifiers + PeopleStore.upsert.
+    from moments_pipeline.emulator.flows import _NOT_ATTRIBUTES, ParticipantRun, _identifiers
+    from moments_pipeline.emulator.people import PeopleStore
+
+    participants = [
+        *PARTICIPANTS,
+        email(" Mixed@X.com ", tags=["t", "t"], customAttributes={"Company": "B"}),
+        email("e@x.com", contactInformation={"email": [{"address": "MIXED@x.com"}, {}]}),
+        email("f@x.com", contactInformation={"email": [{"address": "bad"}]}),
+        phone("0123"),
+        phone("41790000002", contactInformation={"phone": [{"number": "+41"}]}),
+        {"identifyBy": {"identifier": "fb-1", "type": "FACEBOOK", "sender": "page"}},
+        {"identifyBy": {"identifier": "fb-1", "type": "FACEBOOK", "sender": "other"}},
+        email("g@x.com", externalId="a", contactInformation={"phone": [{"number": "41790000002"}]}),
+        email("a" * 250 + "@x.com"),
+        email("h@x.com", unknownAttr=1, customAttributes={"Nope": 1}),
+    ]
+    prior = [email("c@x.com"), phone("41790000002", externalId="q")]
+    clock = ManualClock()
+
+    fast = PeopleStore(clock.now)
+    for p in prior:
+        fast.upsert(_identifiers(p) or [], {}, origin="API", operation_id="seed")
+    flow = FlowState(FlowConfig(campaign_id=FLOW))
+    op = Operation("op", FLOW, participants, None, None, 0.0, 0.0)
+    run = ParticipantRun(op, flow, fast, custom_attributes=frozenset({"Company"}))
+    run.step(len(participants), credits_left=None)
+
+    reference = PeopleStore(clock.now)
+    for p in prior:
+        reference.upsert(_identifiers(p) or [], {}, origin="API", operation_id="seed")
+    scope = reference.request_scope("op")
+    expected = []
+    for p in participants:
+        ids = _identifiers(p)
+        person = p.get("person") or {}
+        custom = person.get("customAttributes") or {}
+        if ids is None:
+            expected.append("REJECTED_INVALID_CONTACT")
+        elif any(name != "Company" for name in custom):
+            expected.append("REJECTED_ATTRIBUTE_MISSED")
+        else:
+            attrs = {k: v for k, v in person.items() if k not in _NOT_ATTRIBUTES}
+            reference.upsert(ids, attrs, origin="API", operation_id="op", scope=scope)
+            expected.append(None)
+    # Flow membership is not part of the reference: a re-entry refusal still upserted.
+    reasons = [r.get("errorReason") for r in run.results]
+    assert [None if r == "REJECTED_PERSON_IN_FLOW" else r for r in reasons] == expected
+    assert "REJECTED_PERSON_IN_FLOW" in reasons
+    assert fast.snapshot() == reference.snapshot()
+    assert len(fast.merges) >= 3
