@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from pydantic import SecretStr
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
@@ -20,6 +22,7 @@ from moments_pipeline.infobip import CallbackReceiver, MomentsClient, MomentsCli
 from moments_pipeline.sync import (
     LedgerStore,
     MomentsFlowDestination,
+    QuarantineRow,
     SyncEngine,
     SyncOptions,
     SyncParticipant,
@@ -93,19 +96,43 @@ class SyncEnv:
     notify: bool
     receiver: CallbackReceiver
 
-    async def run(self, participants: list[SyncParticipant], **options: Any) -> SyncResult:
-        async with MomentsClient(client_config(), transport=EmulatorTransport(self.app)) as client:
+    async def run(
+        self,
+        participants: list[SyncParticipant],
+        *,
+        audience: str = AUDIENCE,
+        campaign_id: int = CAMPAIGN,
+        quarantine: Sequence[QuarantineRow] = (),
+        run_id: str | None = None,
+        api_key: str = "test-key",
+        wall_clock: Callable[[], float] | None = None,
+        **options: Any,
+    ) -> SyncResult:
+        config = client_config().model_copy(update={"api_key": SecretStr(api_key)})
+        async with MomentsClient(config, transport=EmulatorTransport(self.app)) as client:
             notify_url = self.receiver.notify_url("http://receiver.test") if self.notify else None
             destination = MomentsFlowDestination(
                 client, notify_url=notify_url, poll_initial_interval_s=0.05
             )
-            engine = SyncEngine(destination, self.ledger, options=fast_options(**options))
-            return await engine.run(
-                audience=AUDIENCE,
-                partition_key=PARTITION,
-                campaign_id=CAMPAIGN,
-                participants=participants,
+            engine = SyncEngine(
+                destination, self.ledger, options=fast_options(**options), wall_clock=wall_clock
             )
+            return await engine.run(
+                audience=audience,
+                partition_key=PARTITION,
+                campaign_id=campaign_id,
+                participants=participants,
+                quarantine=quarantine,
+                run_id=run_id,
+            )
+
+    def add_requests_per_identifier(self) -> Counter[str]:
+        """How many add requests the emulator processed for each identifyBy identifier."""
+        counts: Counter[str] = Counter()
+        for op in list(self.emulator.operations.values()):
+            for ident in op.identify_by:
+                counts[ident["identifier"] if isinstance(ident, dict) else str(ident)] += 1
+        return counts
 
     def queue_fault(self, kind: str, count: int = 1) -> None:
         self.emulator.faults.enqueue(

@@ -28,6 +28,11 @@ ENGINE_MODULES = [
     "_reports.py",
     "_result.py",
     "_clock.py",
+    "_errors.py",
+    "_identity_check.py",
+    "_lease.py",
+    "_options.py",
+    "_run_parts.py",
 ]
 FORBIDDEN = (
     "httpx",
