@@ -5,7 +5,13 @@ schema or example. The emulator answers it in the ExceptionResponse shape the ot
 404s use (``{"errorCode": "40403", "errorMessage": ...}``, errorCode as a string like the
 spec's examples, 40403 being the table's "not found" code that is not about flows or people),
 so a client reads every flow 404 the same way. Unknown, foreign and expired (30 days)
-operations are answered alike.
+operations are answered alike. A report request without ``operationId`` (or with a campaignId
+that is not a number) is answered the same 404: the operation documents no 400, and "no such
+operation" is what the spec lets it say.
+
+Reading of a campaignId that is not a number: a malformed request, so 400 on the two operations
+that document one: add answers the problem object (the documented "Failed to read request"
+shape), remove answers ExceptionResponse ``40001 Bad request`` (its only documented 400 shape).
 
 The deprecated ``POST /communication/1/flows/{campaignId}/participants`` (add-people-to-flow,
 sunset 2024-10-25) is not routed: it answers 405.
@@ -61,10 +67,10 @@ async def get_report(request: Request) -> Response:
     """``get-flow-participants-added-report``."""
     emulator: Emulator = request.app.state.emulator
     campaign_id = _campaign_id(request)
-    operation_id = request.query_params.get("operationId")
-    if campaign_id is None or not operation_id:
-        return problem_response(request.url.path)
-    report = emulator.report(campaign_id, operation_id)
+    operation_id = request.query_params.get("operationId") or ""
+    report = None
+    if campaign_id is not None and operation_id:
+        report = emulator.report(campaign_id, operation_id)
     if report is None:
         return exception_response(404, "40403", f"Could not find operation {operation_id}")
     return json_response(report)
@@ -75,7 +81,7 @@ async def remove_participant(request: Request) -> Response:
     emulator: Emulator = request.app.state.emulator
     campaign_id = _campaign_id(request)
     if campaign_id is None:
-        return _flow_not_found(request.path_params["campaignId"])
+        return exception_response(400, "40001", "Bad request")
     query = request.query_params
     outcome = emulator.remove(
         campaign_id,

@@ -1,7 +1,9 @@
 """``moments-pipeline emulator``: serve the emulator with uvicorn (one worker, httptools).
 
 Command-line values take precedence over the config file. The API key is a secret: it is
-never printed (the startup line names the account, not the key). SIGTERM/SIGINT shut down
+never printed (the startup line names the account, not the key), and it may come from the
+``MOMENTS_EMULATOR_API_KEY`` environment variable instead of ``--api-key``, so that it does not
+show in the process list (``--api-key`` wins when both are given). SIGTERM/SIGINT shut down
 cleanly, compacting the state journal.
 """
 
@@ -9,13 +11,16 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from pydantic import SecretStr, ValidationError
 
-__all__ = ["add_arguments", "run"]
+__all__ = ["API_KEY_ENV", "add_arguments", "run"]
+
+API_KEY_ENV = "MOMENTS_EMULATOR_API_KEY"
 
 
 def _rate(value: str) -> float | None:
@@ -35,7 +40,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the subcommand's arguments."""
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default loopback)")
     parser.add_argument("--port", type=int, default=8089)
-    parser.add_argument("--api-key", required=True, help="key accepted as 'Authorization: App'")
+    parser.add_argument(
+        "--api-key",
+        help=f"key accepted as 'Authorization: App' (default: ${API_KEY_ENV}, kept out of ps)",
+    )
     parser.add_argument("--config", type=Path, help="YAML or JSON settings file")
     parser.add_argument("--state", type=Path, help="journal file; state survives restarts")
     parser.add_argument("--rate-limit", help="requests/s per account, or 'off'")
@@ -61,6 +69,13 @@ def run(args: argparse.Namespace) -> int:
     from .gate import quiet_dropped_connections
     from .settings import ConfigError, EmulatorSettings, load_settings
 
+    api_key = args.api_key or os.environ.get(API_KEY_ENV)
+    if not api_key:
+        print(
+            f"moments-pipeline emulator: give the API key with --api-key or ${API_KEY_ENV}",
+            file=sys.stderr,
+        )
+        return 2
     overrides: dict[str, Any] = {}
     if args.state is not None:
         overrides["state_path"] = args.state
@@ -89,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
         }
         faults = settings.faults.model_validate({**settings.faults.model_dump(), **fault_update})
         overrides["faults"] = faults
-        overrides["api_keys"] = [*settings.api_keys, SecretStr(args.api_key)]
+        overrides["api_keys"] = [*settings.api_keys, SecretStr(api_key)]
         settings = EmulatorSettings.model_validate({**settings.model_dump(), **overrides})
     except (ConfigError, ValidationError) as exc:
         print(f"moments-pipeline emulator: {exc}", file=sys.stderr)

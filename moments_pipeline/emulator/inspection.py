@@ -53,7 +53,13 @@ async def flows(request: Request) -> Response:
     emulator = _emulator(request)
     return json_response(
         [
-            {**f.config.model_dump(mode="json"), "participants": len(f.members)}
+            {
+                "campaignId": f.config.campaign_id,
+                "name": f.config.name,
+                "active": f.config.active,
+                "allowReentry": f.config.allow_reentry,
+                "participants": len(f.members),
+            }
             for f in emulator.flows.values()
         ]
     )

@@ -446,11 +446,17 @@ class Emulator:
             given.append(Identifier.external_id(external_id))
         if not given:
             return RemoveOutcome(400, "40001", "Bad request")
-        flow = self.active_flow(campaign_id)
+        flow = self.flows.get(campaign_id)
         if flow is None:
             return RemoveOutcome(
                 404, "40401", f"Could not find active flow for campaign {campaign_id}"
             )
+        if not flow.config.active:
+            # Reading: the spec's ExceptionResponse table names "Flow inactive" (40005, 400)
+            # and this operation documents 400 with that shape, so a configured but inactive
+            # flow answers it here (add-flow-participants folds inactive into 40401, as its
+            # own example message "Could not find active flow" says).
+            return RemoveOutcome(400, "40005", "Flow inactive")
         self.catch_up()
         found = {pid for pid in (self.people.find(i) for i in given) if pid is not None}
         if not found:

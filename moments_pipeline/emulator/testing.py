@@ -36,6 +36,7 @@ from starlette.applications import Starlette
 from starlette.types import Receive, Scope, Send
 
 from .app import create_app
+from .cli import API_KEY_ENV
 from .clock import Clock
 from .gate import SINK_KEY, ConnectionDropped, quiet_dropped_connections
 from .settings import EmulatorSettings
@@ -223,14 +224,16 @@ class ServedEmulator:
             "127.0.0.1",
             "--port",
             str(self.port),
-            "--api-key",
-            self.api_key,
             "--config",
             str(config),
         ]
         if self._manual_clock:
             command.append("--manual-clock")
-        self._process = sp.Popen(command, stdout=sp.DEVNULL, stderr=sp.DEVNULL)  # noqa: S603
+        # The key goes through the environment, not argv: it must not show in ``ps``.
+        env = {**os.environ, API_KEY_ENV: self.api_key}
+        self._process = sp.Popen(  # noqa: S603
+            command, stdout=sp.DEVNULL, stderr=sp.DEVNULL, env=env
+        )
         deadline = time.monotonic() + 30
         while True:
             if self._process.poll() is not None:

@@ -6,10 +6,12 @@ submit-form-data body as ``Dict[str, Dict[str, Any]]`` (a map of objects), which
 plain field values such as ``"email": "a@b.co"``, so that one call is sent raw through the
 client's own ``ApiClient`` (``param_serialize`` + ``call_api``) and its answer parsed with the
 client's ``response_deserialize`` into ``FormsStatusResponse``, as the submit method would.
+Error answers go through the client's exception path too (get-form 404, add 404 40401).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -18,6 +20,7 @@ import pytest
 from infobip_api_client import ApiClient, Configuration
 from infobip_api_client.api.flow_api import FlowApi
 from infobip_api_client.api.forms_api import FormsApi
+from infobip_api_client.exceptions import NotFoundException
 from infobip_api_client.models.flow_add_flow_participants_request import (
     FlowAddFlowParticipantsRequest,
 )
@@ -151,3 +154,32 @@ def test_forms_operations_parse_into_the_official_models(api_client, served_emul
     assert [(s["source"], s["formCampaign"], s["fields"]["email"]) for s in subs] == [
         ("official-client", "contract", "ann@example.com")
     ]
+
+
+def test_error_answers_parse_through_the_clients_exception_path(api_client):
+    with pytest.raises(NotFoundException) as not_found:
+        FormsApi(api_client).get_form("no-such-form")
+    assert not_found.value.status == 404
+    envelope = not_found.value.data
+    assert envelope is not None, "the client did not parse the 404 body"
+    assert envelope.request_error.service_exception.message_id == "NOT_FOUND"
+
+    request = FlowAddFlowParticipantsRequest(
+        participants=[
+            FlowParticipant(
+                identify_by=FlowPersonUniqueField(
+                    identifier="ann@example.com", type=FlowPersonUniqueFieldType.EMAIL
+                )
+            )
+        ]
+    )
+    with pytest.raises(NotFoundException) as no_flow:
+        FlowApi(api_client).add_flow_participants(999, request)
+    # The client's FlowOldExceptionResponse types errorCode as a strict integer, so the
+    # examples' string code (what the live service sends, and the emulator) does not parse
+    # into it: the client raises its NotFoundException with the body text and no model.
+    assert (no_flow.value.status, no_flow.value.data) == (404, None)
+    assert json.loads(no_flow.value.body) == {
+        "errorCode": "40401",
+        "errorMessage": "Could not find active flow for campaign 999",
+    }

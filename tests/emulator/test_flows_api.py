@@ -10,7 +10,7 @@ import pytest
 
 from moments_pipeline.emulator import Emulator, FlowConfig
 from moments_pipeline.emulator.testing import EmulatorTransport
-from tests.emulator.conftest import ADD, FLOW, email, phone
+from tests.emulator.conftest import ADD, FLOW, REPORT, email, phone
 
 DAY = 86_400.0
 
@@ -309,3 +309,51 @@ async def test_exchanges_are_recorded_without_authorization(
     log = (await emulator_client.get("/_emulator/requests")).json()
     assert log[0]["operation"] == "add-flow-participants"
     assert "test-key" not in orjson.dumps(log).decode()
+
+
+async def test_malformed_campaign_ids_and_missing_operation_ids(
+    emulator_client: httpx.AsyncClient,
+) -> None:
+    add = await emulator_client.post(
+        "/moments/1/flows/abc/participants", json={"participants": [email("a@x.com")]}
+    )
+    assert (add.status_code, add.json()["detail"]) == (400, "Failed to read request")
+    remove = await emulator_client.delete(
+        "/communication/1/flows/abc/participants", params={"email": "a@x.com"}
+    )
+    assert (remove.status_code, remove.json()) == (
+        400,
+        {"errorCode": "40001", "errorMessage": "Bad request"},
+    )
+    # The report documents no 400: a missing operationId is "no such operation".
+    for params in ({}, {"operationId": ""}):
+        report = await emulator_client.get(REPORT, params=params)
+        assert (report.status_code, report.json()["errorCode"]) == (404, "40403")
+    foreign = await emulator_client.get(
+        "/moments/1/flows/abc/participants/report", params={"operationId": "x"}
+    )
+    assert (foreign.status_code, foreign.json()["errorCode"]) == (404, "40403")
+
+
+async def test_remove_from_an_inactive_flow_is_40005(make_emulator_app: Any) -> None:
+    app = make_emulator_app(flows=[FlowConfig(campaign_id=77, active=False)])
+    async with httpx.AsyncClient(
+        transport=EmulatorTransport(app),
+        base_url="http://e",
+        headers={"Authorization": "App test-key"},
+    ) as client:
+        inactive = await client.delete(
+            "/communication/1/flows/77/participants", params={"email": "a@x.com"}
+        )
+        flows = (await client.get("/_emulator/flows")).json()
+    assert (inactive.status_code, inactive.json()) == (
+        400,
+        {"errorCode": "40005", "errorMessage": "Flow inactive"},
+    )
+    assert {
+        "campaignId": 77,
+        "name": None,
+        "active": False,
+        "allowReentry": False,
+        "participants": 0,
+    } in flows

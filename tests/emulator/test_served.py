@@ -92,6 +92,8 @@ def test_state_survives_sigkill_mid_stream(tmp_path: Path, emulator_registry: li
     served = ServedEmulator(settings, subprocess=True, manual_clock=True, state_path=state)
     emulator_registry.append(served)
     with served:
+        # The key reached the child through MOMENTS_EMULATOR_API_KEY, not its command line.
+        assert b"test-key" not in Path(f"/proc/{served.pid}/cmdline").read_bytes()
         with _client(served) as client:
             first = client.post(
                 ADD, json={"participants": [email("a@x.com"), email("b@x.com", externalId="b")]}
@@ -193,3 +195,17 @@ def test_a_report_during_a_large_backlog_answers_at_once(
         assert {p["status"] for p in answer.json()["participants"]} == {"PENDING"}
         assert elapsed < 1.0, f"the report took {elapsed:.2f} s during the backlog"
         assert still_pending > 60, "the backlog was gone: the test proved nothing"
+
+
+def test_the_cli_needs_a_key_from_the_flag_or_the_environment(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import argparse
+
+    from moments_pipeline.emulator.cli import API_KEY_ENV, add_arguments, run
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    monkeypatch.delenv(API_KEY_ENV, raising=False)
+    assert run(parser.parse_args(["--port", "1"])) == 2
+    assert API_KEY_ENV in capsys.readouterr().err
