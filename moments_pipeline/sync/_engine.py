@@ -24,13 +24,12 @@ from ._batching import (
     PlannedBatch,
     SyncParticipant,
     UniquenessGuard,
-    mask_identifier,
     plan_batches,
 )
 from ._clock import Clock, MonotonicClock
 from ._columns import BatchMembers
 from ._errors import SyncAuthError
-from ._identity_check import check_against_prior, load_prior_profiles, mask_anchor
+from ._identity_check import check_against_prior, load_prior_profiles
 from ._lease import RunLease, new_run_id
 from ._options import SyncOptions
 from ._protocols import (
@@ -44,8 +43,9 @@ from ._protocols import (
     SendOutcome,
     StatusRow,
 )
-from ._reports import statuses_from_reports, statuses_without_report
-from ._result import HeldBatch, RefusedSample, RejectedSample, SyncResult
+from ._record import count_rows, refused_records, unresolved_rows
+from ._reports import statuses_from_reports
+from ._result import HeldBatch, SyncResult
 from ._run_parts import (
     LIVE_STATES,
     GcFreezer,
@@ -241,18 +241,7 @@ class _Run:
             return to_send, []
         prior = load_prior_profiles(await self.db(self.db.store.sent_identities))
         keep, refused = await asyncio.to_thread(check_against_prior, to_send, prior)
-        rows: list[QuarantineRow] = []
-        for item in refused:
-            p = item.participant
-            row_ids = p.source_rows or (p.person_key,)
-            rows.extend(
-                QuarantineRow(self.audience, self.partition, row_id, item.reason, item.detail)
-                for row_id in row_ids
-            )
-            self.result.refused_participants.append(
-                RefusedSample(mask_anchor(p.person_key), item.reason, item.detail, len(row_ids))
-            )
-            self.body_by_key.pop(p.person_key, None)
+        rows = refused_records(self.result, refused, self.audience, self.partition)
         return keep, rows
 
     async def _resume(
@@ -563,7 +552,7 @@ class _Run:
         for batch in batches:
             batch_rows = statuses_from_reports(batch.context, batch.members, batch.reports)
             batch.reports = []  # a thousand verdicts per batch: the status rows now hold them
-            self._count(batch_rows)
+            count_rows(self.result, batch_rows, self.batches, self.opts.rejected_samples)
             rows += batch_rows
         return rows
 
@@ -611,8 +600,8 @@ class _Run:
             elif batch.resolved_by == "polling":
                 result.reports_by_polling += 1
             if batch.resolved_by not in ("callback", "polling"):
-                rows = self._unresolved_rows(batch)
-                self._count(rows)
+                rows = unresolved_rows(batch)
+                count_rows(self.result, rows, self.batches, self.opts.rejected_samples)
                 final_rows.extend(rows)
             if record.state in (BatchState.HELD, BatchState.PLANNED):
                 result.held_batches.append(
@@ -620,54 +609,3 @@ class _Run:
                 )
         if final_rows:
             await self.db(self.db.store.upsert_statuses, final_rows)
-
-    def _unresolved_rows(self, batch: RunBatch) -> list[StatusRow]:
-        record = batch.record
-        if record.state is BatchState.FAILED:
-            reason = f"REQUEST_REFUSED:{record.reason}"
-            return statuses_without_report(
-                batch.context, batch.members, status="REJECTED", reason=reason
-            )
-        if record.state is BatchState.SENT:  # still PENDING at the deadline
-            if batch.reports:
-                return statuses_from_reports(batch.context, batch.members, batch.reports)
-            return statuses_without_report(
-                batch.context,
-                batch.members,
-                status="PENDING",
-                reason="REPORT_DEADLINE",
-                operation_id=record.operation_id,
-            )
-        if record.state is BatchState.PLANNED:
-            return statuses_without_report(
-                batch.context, batch.members, status="NOT_SENT", reason=record.reason
-            )
-        # HELD, or SENDING when the run was cut short
-        return statuses_without_report(
-            batch.context, batch.members, status="HELD", reason=record.reason
-        )
-
-    def _count(self, rows: list[StatusRow]) -> None:
-        result = self.result
-        for row in rows:
-            result.status_counts[row.status] += 1
-            if row.status != "ACCEPTED":
-                result.reason_counts[row.error_reason or row.status] += 1
-            if row.delivered:
-                result.delivered += 1
-            if (
-                row.status == "REJECTED"
-                and len(result.rejected_samples) < self.opts.rejected_samples
-            ):
-                kind, identifier = next(
-                    (kind, identifier)
-                    for key, kind, identifier in self.batches[
-                        row.batch_id or ""
-                    ].members.identify_by()
-                    if key == row.person_key
-                )
-                result.rejected_samples.append(
-                    RejectedSample(
-                        row.person_key, kind, mask_identifier(identifier), row.error_reason
-                    )
-                )

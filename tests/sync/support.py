@@ -136,7 +136,7 @@ class SyncEnv:
 
     def queue_fault(self, kind: str, count: int = 1) -> None:
         self.emulator.faults.enqueue(
-            QueuedFault(kind=kind, count=count, operation="add-flow-participants")  # type: ignore[arg-type]
+            QueuedFault(kind=kind, count=count, operation="add-flow-participants")
         )
 
     async def inspect(self, path: str) -> Any:

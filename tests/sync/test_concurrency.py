@@ -11,6 +11,7 @@ import asyncio
 import dataclasses
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from starlette.applications import Starlette
@@ -30,8 +31,12 @@ from .support import AUDIENCE, CAMPAIGN, PARTITION, SyncEnv, people, sync_env
 
 MakeApp = Callable[..., Starlette]
 ROWS, BATCH = 40, 4
-SLOW = {"faults": FaultSettings(latency_ms=60), "notify": False}
-ONE_AT_A_TIME = {"batch_size": BATCH, "max_concurrent_sends": 1, "report_deadline_s": 5.0}
+SLOW: dict[str, Any] = {"faults": FaultSettings(latency_ms=60), "notify": False}
+ONE_AT_A_TIME: dict[str, Any] = {
+    "batch_size": BATCH,
+    "max_concurrent_sends": 1,
+    "report_deadline_s": 5.0,
+}
 
 
 @pytest.fixture(params=["duckdb", "postgres"])

@@ -32,7 +32,7 @@ def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> LedgerStore:
     if request.param == "memory":
         return MemoryLedgerStore()
     if request.param == "duckdb":
-        wh = DuckDBWarehouse(tmp_path / "ledger.duckdb")
+        wh: DuckDBWarehouse | PostgresWarehouse = DuckDBWarehouse(tmp_path / "ledger.duckdb")
     else:
         wh = PostgresWarehouse(request.getfixturevalue("postgres_dsn"))
     request.addfinalizer(wh.close)

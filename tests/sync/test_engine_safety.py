@@ -24,7 +24,7 @@ from moments_pipeline.sync import (
     prior_identities_frame,
     quarantine_from_prepared,
 )
-from moments_pipeline.warehouse import DuckDBWarehouse, PostgresWarehouse
+from moments_pipeline.warehouse import DuckDBWarehouse, PostgresWarehouse, Warehouse
 
 from .memory_ledger import MemoryLedgerStore
 from .support import AUDIENCE, CAMPAIGN, PARTITION, people, sync_env
@@ -38,6 +38,7 @@ def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> LedgerStore:
     """The in-memory ledger and the SQL one on both warehouses."""
     if request.param == "memory":
         return MemoryLedgerStore()
+    wh: Warehouse
     if request.param == "duckdb":
         wh = DuckDBWarehouse(tmp_path / "ledger.duckdb")
     else:
