@@ -324,3 +324,24 @@ def test_a_value_repeated_across_columns_of_one_row_is_one_contact() -> None:
     assert p["phones"] == ["41793026727", "41793026728"]
     assert result.dropped_values.empty
     accounted(result, 2)
+
+
+def test_invariant_check_on_identifier_codes_refuses_a_code_of_two_persons() -> None:
+    import numpy as np
+    import pyarrow as pa
+
+    from moments_pipeline.identity._participants import _check_codes
+
+    values = pa.array(["a@x.com", "b@x.com", "c@x.com"], type=pa.large_string())
+    # Person 0 carries codes 0 and 2 (2 twice), person 1 carries code 1: fine.
+    _check_codes(np.array([0, 0, 0, 1]), np.array([0, 2, 2, 1]), values, audience())
+    with pytest.raises(IdentityInvariantError, match=r"c@x\.com"):
+        _check_codes(np.array([0, 1, 1]), np.array([2, 2, 1]), values, audience())
+
+
+def test_without_prior_identities_each_person_anchors_its_own_profile() -> None:
+    data = frame([{"rid": "a", "email": "a@x.com", "cid": "1"}, {"rid": "b", "email": "b@x.com"}])
+    result = prepare_audience(data, audience())
+    p = result.participants
+    assert p["profile_anchor"].tolist() == p["person_key"].tolist()
+    assert p["person_key"].tolist() == ["EXTERNAL_ID:1", "EMAIL:b@x.com"]
