@@ -310,7 +310,10 @@ def main() -> int:
         flows = httpx.get(base_url + "/_emulator/flows", timeout=120).json()
         merges = httpx.get(base_url + "/_emulator/merges", timeout=120).json()
     result = out["result"]
-    members = next(f["participants"] for f in flows if f["campaign_id"] == CAMPAIGN_ID)
+    # The inspection endpoint names the flow campaignId (campaign_id in older emulators).
+    members = next(
+        f["participants"] for f in flows if f.get("campaignId", f.get("campaign_id")) == CAMPAIGN_ID
+    )
     accepted = result.status_counts.get("ACCEPTED", 0)
     floor = args.rows / (RATE_PER_S * PER_REQUEST)
     detail = {
