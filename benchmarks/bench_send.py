@@ -175,9 +175,9 @@ def run_baseline(base_url: str, batches: list[list[dict[str, Any]]]) -> dict[str
     cpu0, wall0 = time.process_time(), time.perf_counter()
     for batch in batches:
         try:
-            api.add_flow_participants(
-                CAMPAIGN_ID, FlowAddFlowParticipantsRequest.from_dict({"participants": batch})
-            )
+            request = FlowAddFlowParticipantsRequest.from_dict({"participants": batch})
+            assert request is not None
+            api.add_flow_participants(CAMPAIGN_ID, request)
         except ApiException as exc:
             errors += 1
             http_429 += exc.status == 429

@@ -36,7 +36,7 @@ def sends(emulator: Emulator, operation: str) -> int:
 
 
 def queue(emulator: Emulator, kind: str, operation: str, count: int = 1, **extra: object) -> None:
-    emulator.faults.enqueue(QueuedFault(kind=kind, operation=operation, count=count, **extra))  # type: ignore[arg-type]
+    emulator.faults.enqueue(QueuedFault(kind=kind, operation=operation, count=count, **extra))
 
 
 class ConnectRefusedFirst(httpx.AsyncBaseTransport):

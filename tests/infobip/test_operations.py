@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 
 from moments_pipeline.emulator import Emulator
-from moments_pipeline.emulator.testing import ServedEmulator
+from moments_pipeline.emulator.testing import EmulatorTransport, ServedEmulator
 from moments_pipeline.infobip import (
     AddFlowParticipantStatus,
     ApiFormDto,
@@ -85,14 +85,14 @@ async def test_forms_operations(client: MomentsClient, emulator: Emulator) -> No
     assert missing.value.message_id == "NOT_FOUND"
 
 
-async def test_wrong_key_is_auth_error(emulator_transport: object) -> None:
+async def test_wrong_key_is_auth_error(emulator_transport: EmulatorTransport) -> None:
     config = MomentsClientConfig(base_url="http://localhost", api_key="wrong-key-1234567")
     clock = VirtualClock()
     async with MomentsClient(
         config,
         transport=emulator_transport,
         clock=clock,
-        sleep=clock.sleep,  # type: ignore[arg-type]
+        sleep=clock.sleep,
     ) as c:
         with pytest.raises(AuthError) as info:
             await c.get_forms()

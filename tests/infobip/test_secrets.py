@@ -34,7 +34,7 @@ async def test_key_absent_from_logs_errors_and_reprs(
         ("503", "get-form"),
         ("drop_before", "increment-view-count"),
     ]:
-        emulator.faults.enqueue(QueuedFault(kind=kind, operation=operation))  # type: ignore[arg-type]
+        emulator.faults.enqueue(QueuedFault(kind=kind, operation=operation))
     errors: list[MomentsError] = []
     async with make_client(served_emulator.base_url, read_timeout_s=2) as client:
         calls = [
