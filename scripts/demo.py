@@ -133,6 +133,8 @@ def run_audience(job: Any, instance: Any, name: str, base_url: str) -> tuple[boo
         f"{rows_kept - participants} duplicate rows of the same people folded in)",
         f"  quarantined      {quarantine.get('moments/quarantined', '?')}  "
         f"({_fmt(quarantine.get('moments/quarantined_by_reason', {}))})",
+        f"  refused at send  {sync.get('moments/refused_at_sync', 0)}  "
+        f"({_fmt(sync.get('moments/refused_at_sync_by_reason', {}))})",
         f"  sent             {sent} in {sync.get('moments/sent_requests', '?')} request(s)",
         f"  accepted         {report.get('moments/accepted', '?')}",
         f"  rejected         {report.get('moments/rejected', '?')}  "

@@ -49,6 +49,8 @@ class SyncRunConfig(dg.Config):
         resend_ambiguous: Re-send batches whose earlier send was ambiguous (may put someone
             through the flow twice; off unless an operator decides otherwise).
         preview_rows: Masked sample participants shown by a dry run.
+        lease_wait_s: Seconds to wait while another run holds the ledger's sync lease (syncs
+            of one account take turns so that none can cause a merge); 0 fails at once.
     """
 
     dry_run: bool = Field(default=False, description="Preview only: no API call, no ledger row")
@@ -56,6 +58,11 @@ class SyncRunConfig(dg.Config):
         default=False, description="Re-send ambiguous batches (risk: someone enters twice)"
     )
     preview_rows: int = Field(default=5, ge=0, le=100)
+    lease_wait_s: float = Field(
+        default=300.0,
+        ge=0,
+        description="How long to wait for another run syncing to the same ledger (0: fail now)",
+    )
 
 
 def build_audience_assets(audience: AudienceConfig) -> list[dg.AssetsDefinition]:
@@ -164,7 +171,9 @@ def _sync_asset(specs: AudienceSpecs) -> dg.AssetsDefinition:
                 )
                 return
             result = asyncio.run(
-                _run_engine(audience, moments, ledger, to_send, quarantine, config)
+                _run_engine(
+                    audience, moments, ledger, to_send, quarantine, config, context.run.run_id
+                )
             )
             statuses = ledger.statuses(audience.flow.campaign_id, [p.person_key for p in to_send])
             evidence = _report.SentEvidence.collect(
@@ -197,11 +206,13 @@ async def _run_engine(
     participants: list[SyncParticipant],
     quarantine: pd.DataFrame,
     config: SyncRunConfig,
+    run_id: str,
 ) -> SyncResult:
     options = SyncOptions(
         report_deadline_s=audience.report.deadline_s,
         resend_ambiguous=config.resend_ambiguous,
         max_concurrent_sends=moments.max_in_flight,
+        lease_wait_s=config.lease_wait_s,
     )
     # With a receiver configured, Infobip POSTs each report to it (keyed by the batch id in
     # callbackData) and the engine polls only for what has not arrived: report GETs share the
@@ -213,6 +224,7 @@ async def _run_engine(
             destination = MomentsFlowDestination(client, notify_url=notify_url)
             engine = SyncEngine(destination, ledger, options=options)
             return await engine.run(
+                run_id=run_id,
                 audience=audience.name,
                 partition_key=UNPARTITIONED,
                 campaign_id=audience.flow.campaign_id,

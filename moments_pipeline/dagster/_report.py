@@ -87,9 +87,15 @@ def sync_participants(participants: pd.DataFrame) -> list[SyncParticipant]:
         anchors = [None if pd.isna(a) else str(a) for a in participants["profile_anchor"]]
     else:
         anchors = [None] * len(keys)
+    # The input rows behind each person: a person refused at send time is quarantined under
+    # these row ids, like the rows preparation quarantined.
+    if "source_rows" in participants.columns:
+        rows = [tuple(str(r) for r in v) for v in participants["source_rows"]]
+    else:
+        rows = [()] * len(keys)
     return [
-        SyncParticipant(person_key=k, body=orjson.loads(b), profile_anchor=a)
-        for k, b, a in zip(keys, participants[BODY_COLUMN], anchors, strict=True)
+        SyncParticipant(person_key=k, body=orjson.loads(b), profile_anchor=a, source_rows=r)
+        for k, b, a, r in zip(keys, participants[BODY_COLUMN], anchors, rows, strict=True)
     ]
 
 
@@ -227,6 +233,19 @@ def sync_metadata(result: SyncResult, account: Mapping[str, str]) -> dict[str, A
         md.key("participants_per_s"): round(result.participants_per_s, 1),
         md.key("reports_by_callback"): result.reports_by_callback,
         md.key("reports_by_polling"): result.reports_by_polling,
+        # People the engine refused right before sending: since preparation, another audience
+        # sent one of their identifiers for a different profile (they are quarantined).
+        md.key("refused_at_sync"): len(result.refused_participants),
+        md.key("refused_at_sync_by_reason"): md.counts(
+            Counter(r.reason for r in result.refused_participants)
+        ),
+        md.key("refused_at_sync_sample"): md.markdown_table(
+            [
+                {"person_key": r.person_key_hint, "reason": r.reason, "detail": r.detail}
+                for r in result.refused_participants[: md.SAMPLE_ROWS]
+            ],
+            ["person_key", "reason", "detail"],
+        ),
         md.key("account"): dg.MetadataValue.json(dict(account)),
     }
 
@@ -261,10 +280,9 @@ def report_metadata(
         md.key("delivered"): sum(1 for s in statuses if s.delivered),
         md.key("by_status"): md.counts(by_status),
         md.key("rejected_by_reason"): md.counts({str(k): v for k, v in by_reason.items()}),
-        md.key("quarantined"): len(quarantine),
-        md.key("quarantined_by_reason"): md.counts(
-            Counter(str(r) for r in quarantine.get("reason", []))
-        ),
+        # Every quarantined input row of the run: preparation's and the engine's refusals.
+        md.key("quarantined"): sum(result.quarantined_by_reason.values()),
+        md.key("quarantined_by_reason"): md.counts(dict(result.quarantined_by_reason)),
         md.key("rejected_sample"): md.markdown_table(
             rejected, ["person_key", "identify_type", "identifier", "error_reason"]
         ),

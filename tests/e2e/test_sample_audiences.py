@@ -7,10 +7,13 @@ from typing import Any
 
 import dagster as dg
 
+from moments_pipeline.dagster import _report
+from moments_pipeline.sync import SqlLedgerStore, prior_identities_frame
 from moments_pipeline.warehouse import connect_warehouse
 from tests.e2e.conftest import API_KEY, SAMPLE_AUDIENCES, Rig
 
 STATUS_TABLE = "moments_sync_participant_status"
+QUARANTINE_TABLE = "moments_sync_quarantine"
 
 
 def _meta(result: dg.ExecuteInProcessResult, name: str, step: str) -> dict[str, Any]:
@@ -51,7 +54,13 @@ def test_sample_audiences_end_to_end(sample_rig: Rig) -> None:
                 == (quarantine["moments/quarantined"])
             )
 
-            # The persisted status table agrees with the metadata and the emulator.
+            # People refused right before sending (another audience of this run sent one of
+            # their identifiers for another profile) are quarantined, never sent.
+            refused = sync["moments/refused_at_sync"]
+            sent_people = prepared["moments/participants"] - refused
+
+            # The persisted record accounts for every input row: the rows behind the accepted
+            # people plus the ledger's quarantine record (preparation's and the engine's).
             statuses = Counter(
                 status
                 for (status,) in warehouse.fetch_all(
@@ -59,9 +68,28 @@ def test_sample_audiences_end_to_end(sample_rig: Rig) -> None:
                     [campaign, name],
                 )
             )
-            assert statuses == Counter({"ACCEPTED": prepared["moments/participants"]})
-            assert report["moments/accepted"] == prepared["moments/participants"]
-            assert report["moments/by_status"] == {"ACCEPTED": prepared["moments/participants"]}
+            assert statuses == Counter({"ACCEPTED": sent_people})
+            accepted_keys = {
+                key
+                for (key,) in warehouse.fetch_all(
+                    f"SELECT person_key FROM {STATUS_TABLE} WHERE audience = ?", [name]
+                )
+            }
+            participants = _report.read_table(warehouse, f"{name}__participants")
+            rows_sent = sum(
+                len(r)
+                for k, r in zip(
+                    participants["person_key"], participants["source_rows"], strict=True
+                )
+                if k in accepted_keys
+            )
+            (quarantined_rows,) = warehouse.fetch_all(
+                f"SELECT count(*) FROM {QUARANTINE_TABLE} WHERE audience = ?", [name]
+            )[0]
+            assert rows_sent + quarantined_rows == rows
+            assert report["moments/quarantined"] == quarantined_rows
+            assert report["moments/accepted"] == sent_people
+            assert report["moments/by_status"] == {"ACCEPTED": sent_people}
             assert len(sync["moments/operation_ids"]) == sync["moments/sent_requests"] >= 1
             by_callback, by_polling = (
                 sync["moments/reports_by_callback"],
@@ -76,12 +104,29 @@ def test_sample_audiences_end_to_end(sample_rig: Rig) -> None:
             # Each person is in the flow exactly once.
             profiles = sample_rig.inspect(f"flows/{campaign}/participants")
             ids = [p["id"] for p in profiles]
-            assert len(ids) == len(set(ids)) == prepared["moments/participants"]
+            assert len(ids) == len(set(ids)) == sent_people
+        # The samples were built to share people across audiences: in one run, the audience
+        # synced later meets identifiers the earlier ones just sent for other profiles.
+        assert sum(_meta(result, a.name, "flow_sync")["moments/refused_at_sync"] for a in audiences)
     finally:
         warehouse.close()
 
     # No secret in any event of the run.
     assert API_KEY not in repr(result.all_events)
+
+    # The identity ledger models profiles: however the audiences key their people (customer id,
+    # email, phone), an identifier is recorded under exactly one profile anchor.
+    warehouse = connect_warehouse(sample_rig.warehouse_url)
+    try:
+        identities = prior_identities_frame(SqlLedgerStore(warehouse))
+    finally:
+        warehouse.close()
+    assert len(identities) > 0
+    anchors_per_identifier = identities.groupby(["kind", "identifier"])["person_key"].nunique()
+    assert anchors_per_identifier.max() == 1
+    # The audiences do share people: some identifiers were recorded under another audience's key.
+    email_keyed = identities["person_key"].str.startswith("EMAIL:")
+    assert (~email_keyed & (identities["kind"] == "EMAIL")).any()
 
     # Re-materializing sends nothing new and keeps every check green.
     requests_before = sample_rig.add_requests()
