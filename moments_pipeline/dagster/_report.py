@@ -34,6 +34,7 @@ from moments_pipeline.sync import (
     BatchState,
     LedgerStore,
     QuarantineRow,
+    SqlLedgerStore,
     StatusRow,
     SyncParticipant,
     SyncResult,
@@ -308,6 +309,7 @@ class SentEvidence:
     owners: Mapping[tuple[str, str], frozenset[str]]
     sent_person_keys: frozenset[str]
     leaked_rows: frozenset[str]
+    account_conflicts: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def collect(
@@ -337,15 +339,42 @@ class SentEvidence:
             owners={k: frozenset(v) for k, v in owners.items()},
             sent_person_keys=frozenset(sent),
             leaked_rows=frozenset(sent_rows & quarantined),
+            account_conflicts=tuple(_account_conflicts(ledger)),
         )
 
     def conflicts(self) -> list[tuple[str, str]]:
-        """Identifiers sent under more than one person key, as (kind, masked identifier)."""
-        return [
+        """Identifiers sent under more than one person or profile, as (kind, masked identifier).
+
+        Two views: within this audience, an identifier under two person keys; across every
+        audience of the ledger (the account), an identifier recorded under two profile anchors,
+        which is what would make Infobip merge.
+        """
+        local = [
             (kind, md.mask_identifier(ident))
             for (kind, ident), keys in sorted(self.owners.items())
             if len(keys) > 1
         ]
+        return sorted({*local, *self.account_conflicts})
+
+
+def _account_conflicts(ledger: LedgerStore) -> list[tuple[str, str]]:
+    """Identifiers the whole ledger records under two or more profile anchors (masked).
+
+    Aggregated in SQL: the ledger may hold millions of identifiers.
+    """
+    if not isinstance(ledger, SqlLedgerStore):
+        return []
+    tables = ledger.table_names()
+    states = ", ".join("?" for _ in _MAY_HAVE_LEFT)
+    anchor = "COALESCE(m.profile_anchor, m.person_key)"
+    rows = ledger.warehouse.fetch_all(
+        f"SELECT m.kind, m.identifier FROM {tables['batch_members']} m "  # noqa: S608
+        f"JOIN {tables['outbox']} o ON o.batch_id = m.batch_id WHERE o.state IN ({states}) "
+        f"GROUP BY m.kind, m.identifier HAVING COUNT(DISTINCT {anchor}) > 1 "
+        "ORDER BY 1, 2 LIMIT 1000",
+        [state.value for state in sorted(_MAY_HAVE_LEFT, key=str)],
+    )
+    return [(str(kind), md.mask_identifier(str(ident))) for kind, ident in rows]
 
 
 def check_results(
