@@ -20,7 +20,11 @@ from moments_pipeline.config import AudienceConfig, ConflictPolicy
 from moments_pipeline.identity._graph import row_components, several_per_group
 from moments_pipeline.identity._normalize_frame import EXTERNAL_ID, normalize_frame, use_values
 from moments_pipeline.identity._participants import build_participants
-from moments_pipeline.identity._prior_profiles import load_prior_profiles, resolve_profiles
+from moments_pipeline.identity._prior_profiles import (
+    load_prior_profiles,
+    mask_value,
+    resolve_profiles,
+)
 from moments_pipeline.identity._reasons import DroppedValueReason, QuarantineReason
 from moments_pipeline.identity._text import STRING_DTYPE, as_text
 
@@ -88,7 +92,10 @@ def _describe_shared(
     pk = row_pk[sel["row"].to_numpy()]
     several = several_per_group(sel["code"].to_numpy(), pk)
     shared = sel[several[sel["code"].to_numpy()]].drop_duplicates(["comp", "code"])
-    text = shared["kind"].astype(str) + " " + use_values(shared, code_values)
+    # Masked like every identifier the pipeline shows: the detail reaches the quarantine table
+    # and orchestrator metadata; the row id is what leads back to the source row.
+    masked = [mask_value(str(v)) for v in use_values(shared, code_values)]
+    text = shared["kind"].astype(str) + " " + pd.Series(masked, index=shared.index)
     return text.groupby(shared["comp"].to_numpy()).agg(
         lambda s: (
             "shared identifiers: "

@@ -145,7 +145,7 @@ def resolve_profiles(
     merge_text = _joined_by_pk(
         multi["kind"]
         + " "
-        + multi["identifier"]
+        + multi["identifier"].map(mask_value)
         + " (profile "
         + multi["profile"].map(profiles.anchors).map(mask_anchor)
         + ")",
@@ -161,7 +161,9 @@ def resolve_profiles(
     clash = clash[clash["identifier"] != clash["identifier_prior"]].drop_duplicates("pk")
     clashing_hits = hits[hits["pk"].isin(clash["pk"]).to_numpy()]
     sent = _joined_by_pk(
-        clashing_hits["kind"] + " " + clashing_hits["identifier"], clashing_hits["pk"], ""
+        clashing_hits["kind"] + " " + clashing_hits["identifier"].map(mask_value),
+        clashing_hits["pk"],
+        "",
     )
     ext_text = pd.Series(
         (
@@ -171,7 +173,7 @@ def resolve_profiles(
             + ", which holds externalId "
             + clash["identifier_prior"].map(mask_value).to_numpy()
             + ", not "
-            + clash["identifier"].to_numpy()
+            + clash["identifier"].map(mask_value).to_numpy()
         ),
         index=clash["pk"].to_numpy(),
         dtype=object,

@@ -98,8 +98,9 @@ def test_email_and_phone_sent_for_two_people_is_quarantined_with_masked_anchors(
     assert reasons(second) == dict.fromkeys("cd", "WOULD_MERGE_PRIOR_PROFILES")
     assert second.participants.empty
     detail = second.quarantine["detail"].iloc[0]
-    assert "EMAIL ana@x.com (profile EXTERNAL_ID:10*01)" in detail
-    assert "PHONE 41793026727 (profile EXTERNAL_ID:20*02)" in detail
+    assert "EMAIL an*****om (profile EXTERNAL_ID:10*01)" in detail
+    assert "PHONE 41*******27 (profile EXTERNAL_ID:20*02)" in detail
+    assert "ana@x.com" not in detail and "41793026727" not in detail
     assert "10001" not in detail and "20002" not in detail
 
 
@@ -120,7 +121,7 @@ def test_external_id_change_on_an_anchored_profile_is_quarantined() -> None:
     )
     assert reasons(second) == {"b": "IDENTIFIER_SENT_FOR_OTHER_PERSON"}
     assert second.quarantine["detail"].iloc[0] == (
-        "PHONE 41793026727 already sent for profile EXTERNAL_ID:*, which holds externalId *, not 7"
+        "PHONE 41*******27 already sent for profile EXTERNAL_ID:*, which holds externalId *, not *"
     )
     assert anchors(second) == {"EXTERNAL_ID:1": "EXTERNAL_ID:1"}
     # Without an externalId of its own, a person may update that profile.
