@@ -39,8 +39,6 @@ from moments_pipeline.infobip import (
     CallbackServer,
     MomentsClient,
     MomentsClientConfig,
-    RawReport,
-    RawReportHandler,
 )
 from moments_pipeline.sync import (
     MomentsFlowDestination,
@@ -191,23 +189,6 @@ def participants_from_table(warehouse: DuckDBWarehouse) -> list[SyncParticipant]
     ]
 
 
-def raw_ledger_handler(ledger: SqlLedgerStore) -> RawReportHandler:
-    """Preview of the receiver's raw path for the ledger (``--raw-callbacks``).
-
-    What ``ledger_callback_handler`` would do with a ``RawReport``: store the checked JSON
-    text as is (no model built, nothing re-serialized). Until moments_pipeline.sync wires it,
-    the default run uses the product's typed handler.
-    """
-
-    def record(report: RawReport) -> None:
-        if report.callback_data:
-            ledger.record_callback_json(
-                report.callback_data, report.operation_id, report.campaign_id, report.text
-            )
-
-    return record
-
-
 async def run_sync(
     base_url: str, db_path: Path, rows: int, args: argparse.Namespace
 ) -> dict[str, Any]:
@@ -215,10 +196,7 @@ async def run_sync(
     generate_audience(warehouse, rows)
     ledger = SqlLedgerStore(warehouse)
     ledger.ensure_schema()
-    if args.raw_callbacks:
-        receiver = CallbackReceiver(raw_handler=raw_ledger_handler(ledger))
-    else:
-        receiver = CallbackReceiver(handler=ledger_callback_handler(ledger))
+    receiver = CallbackReceiver(raw_handler=ledger_callback_handler(ledger))
     config = MomentsClientConfig(
         base_url=base_url,
         api_key=API_KEY,
@@ -294,11 +272,6 @@ def main() -> int:
     # The client's default starting spacing (1 % wider than 1/10 s); after a 429 (which pauses
     # the account for Retry-After, 1 s) the budget widens it by itself, up to 6 %.
     parser.add_argument("--rate-safety-margin", type=float, default=0.01)
-    parser.add_argument(
-        "--raw-callbacks",
-        action="store_true",
-        help="store callbacks through the receiver's raw path (preview; see raw_ledger_handler)",
-    )
     parser.add_argument("--callback-grace-s", type=float, default=10.0)
     parser.add_argument("--report-deadline-s", type=float, default=120.0)
     args = parser.parse_args()
@@ -326,7 +299,6 @@ def main() -> int:
         "response_mean_ms": out["response_mean_ms"],
         "response_max_ms": out["response_max_ms"],
         "rate_margin_end": out["rate_margin_end"],
-        "raw_callbacks": args.raw_callbacks,
         "batches_sent": result.batches_sent,
         "reports_by_callback": result.reports_by_callback,
         "reports_by_polling": result.reports_by_polling,

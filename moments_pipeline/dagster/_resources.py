@@ -19,9 +19,9 @@ from pydantic import Field, SecretStr
 from moments_pipeline.infobip import (
     CallbackReceiver,
     CallbackServer,
-    FlowParticipantsReportResponse,
     MomentsClient,
     MomentsClientConfig,
+    RawReport,
 )
 from moments_pipeline.warehouse import (
     PostgresWarehouse,
@@ -80,18 +80,17 @@ class MomentsResource(dg.ConfigurableResource):
         """Build a client (an async context manager); ``transport`` is for in-process tests."""
         return MomentsClient(self.client_config(), transport=transport)
 
-    def callback_server(
-        self, handler: Callable[[FlowParticipantsReportResponse], None]
-    ) -> CallbackServer | None:
+    def callback_server(self, handler: Callable[[RawReport], None]) -> CallbackServer | None:
         """A notifyUrl receiver for ``handler``, or None when reports are to be polled.
 
         Args:
-            handler: Called with each report Infobip POSTs back (keyed by its callbackData).
+            handler: Called with each report Infobip POSTs back, as checked JSON (a raw
+                handler of ``CallbackReceiver``).
         """
         if self.callback_host is None:
             return None
         return CallbackServer(
-            CallbackReceiver(handler=handler),
+            CallbackReceiver(raw_handler=handler),
             host=self.callback_host,
             port=self.callback_port or 0,
             public_base_url=self.callback_public_url,

@@ -6,7 +6,7 @@ both), so it can be driven and tested without an orchestrator.
 Typical use::
 
     ledger = SqlLedgerStore(warehouse)
-    receiver = CallbackReceiver(handler=ledger_callback_handler(ledger))
+    receiver = CallbackReceiver(raw_handler=ledger_callback_handler(ledger))
     with CallbackServer(receiver) as server:
         async with MomentsClient(config) as client:
             destination = MomentsFlowDestination(client, notify_url=server.notify_url)

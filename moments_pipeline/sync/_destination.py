@@ -20,6 +20,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import orjson
+
 from moments_pipeline.infobip import (
     AmbiguousSendError,
     AuthError,
@@ -28,6 +30,7 @@ from moments_pipeline.infobip import (
     MomentsError,
     NotFoundError,
     RateLimitedError,
+    RawReport,
     ReportDeadlineExceeded,
     ServerError,
     TransportError,
@@ -123,28 +126,27 @@ class MomentsFlowDestination:
         return report_from_model(model)
 
 
-def ledger_callback_handler(
-    ledger: LedgerStore,
-) -> Callable[[FlowParticipantsReportResponse], None]:
-    """A ``CallbackReceiver`` handler that records every report in the ledger.
+def ledger_callback_handler(ledger: LedgerStore) -> Callable[[RawReport], None]:
+    """A ``CallbackReceiver`` raw handler that records every report in the ledger.
 
     Reports without callbackData are not ours (every engine request carries its batch id) and
-    are ignored. Use as ``CallbackReceiver(handler=ledger_callback_handler(ledger))``.
+    are ignored. Use as ``CallbackReceiver(raw_handler=ledger_callback_handler(ledger))``.
 
-    A ledger with ``record_callback_json`` (``SqlLedgerStore``) gets the report as the spec's
-    JSON text, serialized once in pydantic's core: the receiver runs in a thread of the sending
-    process, and building a thousand verdict objects per report there took the GIL from the
-    loop that paces the sends.
+    The receiver runs in a thread of the sending process: building a pydantic model and a
+    thousand verdict objects per report there took the GIL from the loop that paces the sends.
+    A ledger with ``record_callback_json`` (``SqlLedgerStore``) therefore stores the report's
+    checked JSON text as it came (the spec's field names, the enum's in-flow reason); other
+    ledgers get an ``OperationReport`` parsed once from it.
     """
     record_json = getattr(ledger, "record_callback_json", None)
 
-    def record(model: FlowParticipantsReportResponse) -> None:
-        if not model.callback_data:
+    def record(report: RawReport) -> None:
+        if not report.callback_data:
             return
         if record_json is not None:
-            payload = model.model_dump_json(by_alias=True)
-            record_json(model.callback_data, model.operation_id, model.campaign_id, payload)
+            record_json(report.callback_data, report.operation_id, report.campaign_id, report.text)
         else:
-            ledger.record_callback(model.callback_data, report_from_model(model))
+            payload = orjson.loads(report.body)
+            ledger.record_callback(report.callback_data, OperationReport.from_payload(payload))
 
     return record

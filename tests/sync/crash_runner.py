@@ -36,7 +36,7 @@ from .support import AUDIENCE, CAMPAIGN, PARTITION, fast_options, people
 async def run(args: argparse.Namespace) -> dict[str, object]:
     warehouse = PostgresWarehouse(args.dsn)
     ledger = SqlLedgerStore(warehouse)
-    receiver = CallbackReceiver(handler=ledger_callback_handler(ledger))
+    receiver = CallbackReceiver(raw_handler=ledger_callback_handler(ledger))
     config = MomentsClientConfig(
         base_url=args.base_url, api_key="test-key", rate_per_s=args.rate, max_in_flight=4
     )

@@ -179,7 +179,7 @@ async def sync_env(
     **emulator_overrides: Any,
 ) -> AsyncIterator[SyncEnv]:
     """An in-process emulator whose notifyUrl POSTs reach a receiver recording into ``ledger``."""
-    receiver = CallbackReceiver(handler=ledger_callback_handler(ledger))
+    receiver = CallbackReceiver(raw_handler=ledger_callback_handler(ledger))
     target: Any = receiver if callbacks_reach_us else _dead_receiver()
     settings: dict[str, Any] = {
         "processing_delay_s": 0.0,

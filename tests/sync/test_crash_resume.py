@@ -78,7 +78,7 @@ def _add_requests_per_person(served: ServedEmulator) -> Counter[str]:
 
 
 async def _run_in_process(base_url: str, ledger: SqlLedgerStore, **options: object) -> Any:
-    receiver = CallbackReceiver(handler=ledger_callback_handler(ledger))
+    receiver = CallbackReceiver(raw_handler=ledger_callback_handler(ledger))
     with CallbackServer(receiver) as server:
         async with MomentsClient(client_config(base_url)) as client:
             destination = MomentsFlowDestination(
