@@ -26,17 +26,17 @@ import contextlib
 import gc
 import json
 import os
-import socket
-import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from moments_pipeline.infobip import MomentsClient, MomentsClientConfig, RateBudget
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+from emulator_process import served_emulator
 
 CAMPAIGN_ID = 200000000000001  # the spec's example flow, seeded by the emulator
 API_KEY = "bench-" + os.urandom(12).hex()
@@ -62,45 +62,6 @@ def min_span(times: list[float], k: int = 10) -> float | None:
     times = sorted(times)
     spans = [times[i + k] - times[i] for i in range(len(times) - k)]
     return min(spans) if spans else None
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextlib.contextmanager
-def served_emulator(latency_ms: int, rate_limit: str) -> Iterator[str]:
-    """Run ``moments-pipeline emulator`` in a subprocess; yield its base URL."""
-    port = _free_port()
-    exe = Path(sys.executable).with_name("moments-pipeline")
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "moments_pipeline.cli"]
-    cmd += ["emulator", "--host", "127.0.0.1", "--port", str(port), "--api-key", API_KEY]
-    cmd += ["--rate-limit", rate_limit, "--latency-ms", str(latency_ms)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                err = proc.stderr.read().decode() if proc.stderr else ""
-                raise RuntimeError(f"emulator exited with {proc.returncode}: {err[-2000:]}")
-            try:
-                if httpx.get(base_url + "/_emulator/faults", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("emulator did not start within 30 s")
-            time.sleep(0.1)
-        yield base_url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def make_batches(start: int, participants: int) -> list[list[dict[str, Any]]]:
@@ -230,7 +191,9 @@ def main() -> int:
     # so the CPU and pacing figures describe the client, not this harness's test data.
     gc.collect()
     gc.freeze()
-    with served_emulator(args.latency_ms, args.rate_limit) as base_url:
+    with served_emulator(
+        API_KEY, "--rate-limit", args.rate_limit, "--latency-ms", str(args.latency_ms)
+    ) as base_url:
         result = asyncio.run(run_client(base_url, batches, args.max_in_flight))
         starts = result.pop("_starts")
         view = emulator_view(base_url, starts)

@@ -18,17 +18,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import gc
 import itertools
 import json
 import os
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,49 +46,13 @@ from moments_pipeline.sync import (
 )
 from moments_pipeline.warehouse import DuckDBWarehouse
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+from emulator_process import served_emulator
+
 CAMPAIGN_ID = 200000000000001  # the spec's example flow, seeded by the emulator
 API_KEY = "bench-" + os.urandom(12).hex()
 RATE_PER_S = 10
 PER_REQUEST = 1000
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextlib.contextmanager
-def served_emulator(latency_ms: int) -> Iterator[str]:
-    """Run ``moments-pipeline emulator`` in a subprocess at 10 requests/s; yield its URL."""
-    port = _free_port()
-    exe = Path(sys.executable).with_name("moments-pipeline")
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "moments_pipeline.cli"]
-    cmd += ["emulator", "--host", "127.0.0.1", "--port", str(port), "--api-key", API_KEY]
-    cmd += ["--rate-limit", str(RATE_PER_S), "--latency-ms", str(latency_ms)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                err = proc.stderr.read().decode() if proc.stderr else ""
-                raise RuntimeError(f"emulator exited with {proc.returncode}: {err[-2000:]}")
-            try:
-                if httpx.get(base_url + "/_emulator/faults", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("emulator did not start within 30 s")
-            time.sleep(0.1)
-        yield base_url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 class GcTimer:
@@ -277,7 +237,10 @@ def main() -> int:
     args = parser.parse_args()
 
     load_before = os.getloadavg()
-    with served_emulator(args.latency_ms) as base_url, tempfile.TemporaryDirectory() as tmp:
+    emulator = served_emulator(
+        API_KEY, "--rate-limit", str(RATE_PER_S), "--latency-ms", str(args.latency_ms)
+    )
+    with emulator as base_url, tempfile.TemporaryDirectory() as tmp:
         out = asyncio.run(run_sync(base_url, Path(tmp) / "bench.duckdb", args.rows, args))
         arrivals = arrival_view(base_url)
         flows = httpx.get(base_url + "/_emulator/flows", timeout=120).json()

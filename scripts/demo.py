@@ -12,13 +12,9 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,61 +23,13 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
 from build_sample_warehouse import build_duckdb  # noqa: E402
+from emulator_process import served_emulator  # noqa: E402
 
 WAREHOUSE = REPO / ".demo" / "warehouse.duckdb"
 EMULATOR_CONFIG = REPO / "data_samples" / "emulator.yaml"
 AUDIENCES = REPO / "audiences"
 # Fixed order: later audiences meet the identities the earlier ones sent (the identity ledger).
 ORDER = ("loyalty_customers", "cart_abandoners", "newsletter_welcome")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def emulator(api_key: str) -> Iterator[str]:
-    """Run the emulator as a child process; yield its base URL; stop it (by its pid) after."""
-    port = _free_port()
-    command = [
-        str(Path(sys.executable).with_name("moments-pipeline")),
-        "emulator",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--api-key",
-        api_key,
-        "--config",
-        str(EMULATOR_CONFIG),
-        "--rate-limit",
-        "10",
-    ]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                err = process.stderr.read().decode() if process.stderr else ""
-                raise RuntimeError(f"the emulator exited with {process.returncode}: {err[-500:]}")
-            try:
-                httpx.get(f"{base_url}/_emulator/flows", timeout=1.0).raise_for_status()
-                break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("the emulator did not start within 30 s") from None
-                time.sleep(0.1)
-        yield base_url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def _metadata(result: Any, step: str) -> dict[str, Any]:
@@ -162,7 +110,8 @@ def main() -> int:
     print(f"sample warehouse: {WAREHOUSE} ({_fmt(counts)} rows)")
     api_key = secrets.token_urlsafe(16)
     all_ok = True
-    with emulator(api_key) as base_url, tempfile.TemporaryDirectory(prefix="dagster-home-") as home:
+    serve = served_emulator(api_key, "--config", str(EMULATOR_CONFIG), "--rate-limit", "10")
+    with serve as base_url, tempfile.TemporaryDirectory(prefix="dagster-home-") as home:
         print(f"emulator: {base_url} (10 requests/s)\n")
         os.environ.update(
             {
