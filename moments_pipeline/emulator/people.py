@@ -223,13 +223,26 @@ class RequestScope:
 
     Attributes:
         key: Stable key of the request (journal replay recreates scopes by key).
-        seen: Identifiers the request's upserts used so far.
         calls: Number of upserts made in this scope so far.
     """
 
     key: str
-    seen: set[IdentifierKey] = field(default_factory=set)
     calls: int = 0
+    # Identifier lists of new people, folded into ``_seen`` only when a lookup needs it: a
+    # request of all-new people (the common case) never builds the set.
+    _fresh: list[list[IdentifierKey]] = field(default_factory=list)
+    _seen: set[IdentifierKey] = field(default_factory=set)
+
+    @property
+    def seen(self) -> set[IdentifierKey]:
+        """Identifiers the request's upserts used so far."""
+        fresh = self._fresh
+        if fresh:
+            seen = self._seen
+            for ids in fresh:
+                seen.update(ids)
+            fresh.clear()
+        return self._seen
 
 
 UpsertJournal = Callable[[dict[str, Any]], None]
@@ -358,7 +371,11 @@ class PeopleStore:
             return self.upsert(
                 ids, attrs, origin="API", operation_id=operation_id, scope=scope, at=at
             )
-        if len(ids) > 1:
+        n = len(ids)
+        # Pairwise checks are cheaper than deduplicating the usual two or three identifiers.
+        if n > 1 and (
+            n > 3 or ids[0] == ids[1] or (n == 3 and (ids[0] == ids[2] or ids[1] == ids[2]))
+        ):
             ids = list(dict.fromkeys(ids))
         index = self.index
         for ident in ids:
@@ -375,7 +392,7 @@ class PeopleStore:
         for ident in ids:
             index[ident] = pid
         scope.calls += 1
-        scope.seen.update(ids)
+        scope._fresh.append(ids)
         return pid
 
     def replay_upsert(self, record: Mapping[str, Any]) -> int:
@@ -413,7 +430,7 @@ class PeopleStore:
                     by_new_identifier.add(pid)
         if scope is not None:
             scope.calls += 1
-            scope.seen.update(ids)
+            scope.seen.update(ids)  # after the lookups above: ``seen`` is as before this call
 
         if not matched:
             return self._create(ids, attrs, origin, now).id

@@ -258,7 +258,7 @@ class Emulator:
 
     def _register(self, op: Operation) -> None:
         self.operations[op.operation_id] = op
-        if op.results is None:
+        if op.verdicts is None:
             self._pending.append(op)
 
     def catch_up(self) -> None:
@@ -338,7 +338,9 @@ class Emulator:
 
     def _finish(self, run: ParticipantRun) -> None:
         op = run.operation
-        op.results = run.results
+        if len(op.identify_by) != len(op.participants):
+            op.identify_by = [p["identifyBy"] for p in op.participants]
+        op.verdicts = run.verdicts
         op.participants = []
         self._pending.popleft()
         self._run = None
@@ -601,7 +603,7 @@ class Emulator:
             return
         with contextlib.suppress(ValueError):
             self._pending.remove(op)
-        op.results = record["results"]
+        op.set_results(record["results"])
         op.participants = []
         flow = self.flows.get(op.campaign_id)
         if flow is not None:
