@@ -79,20 +79,30 @@ def statuses_from_reports(
         delivered = status == "ACCEPTED" or (
             context.resent and status == "REJECTED" and reason == IN_FLOW_REASON
         )
-        rows.append(
-            StatusRow(
-                campaign_id=context.campaign_id,
-                person_key=person_key,
-                audience=context.audience,
-                partition_key=context.partition_key,
-                batch_id=context.batch_id,
-                operation_id=operation_id,
-                status=status,
-                error_reason=reason,
-                delivered=delivered,
-            )
-        )
+        rows.append(_status_row(context, person_key, operation_id, status, reason, delivered))
     return rows
+
+
+def _status_row(
+    context: BatchContext,
+    person_key: str,
+    operation_id: str | None,
+    status: str,
+    reason: str | None,
+    delivered: bool,
+) -> StatusRow:
+    """One person's status row in the batch's context."""
+    return StatusRow(
+        campaign_id=context.campaign_id,
+        person_key=person_key,
+        audience=context.audience,
+        partition_key=context.partition_key,
+        batch_id=context.batch_id,
+        operation_id=operation_id,
+        status=status,
+        error_reason=reason,
+        delivered=delivered,
+    )
 
 
 def statuses_without_report(
@@ -105,16 +115,6 @@ def statuses_without_report(
 ) -> list[StatusRow]:
     """One row per person of a batch that has no report (HELD, NOT_SENT, refused, PENDING)."""
     return [
-        StatusRow(
-            campaign_id=context.campaign_id,
-            person_key=person_key,
-            audience=context.audience,
-            partition_key=context.partition_key,
-            batch_id=context.batch_id,
-            operation_id=operation_id,
-            status=status,
-            error_reason=reason,
-            delivered=False,
-        )
+        _status_row(context, person_key, operation_id, status, reason, False)
         for person_key, _, _ in BatchMembers.from_members(members).identify_by()
     ]
