@@ -7,6 +7,7 @@ phone) is dropped from the participant and recorded in ``PreparedAudience.droppe
 
 from moments_pipeline.identity._emails import Normalized, normalize_emails
 from moments_pipeline.identity._flow_payload import to_flow_participants
+from moments_pipeline.identity._mask import mask_anchor, mask_identifier
 from moments_pipeline.identity._participants import (
     IDENTITY_COLUMNS,
     IdentityInvariantError,
@@ -24,6 +25,8 @@ __all__ = [
     "PreparedAudience",
     "QuarantineReason",
     "library_phone",
+    "mask_anchor",
+    "mask_identifier",
     "normalize_emails",
     "normalize_phones",
     "participant_identities",
