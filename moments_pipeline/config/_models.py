@@ -91,9 +91,14 @@ class SourceConfig(_Strict):
     """Where the audience rows come from.
 
     Attributes:
-        connection: Name of the warehouse connection (a Dagster resource key).
-        table: ``schema.table`` to read; exclusive with ``query``.
-        query: SQL text to run instead of reading a table.
+        connection: ``warehouse`` (the ledger's own warehouse) or the name of a configured
+            source connection (``WarehouseResource.sources``); an unknown name fails the
+            definitions load.
+        table: ``schema.table`` to read (only the audience's columns are read); exclusive with
+            ``query``.
+        query: One read-only SELECT to run instead of reading a table; checked here against
+            both dialects' rules (the engine is not known yet) and again, in the engine's own
+            dialect, when it runs.
         row_id_column: Column that identifies an input row; row positions when absent.
     """
 
@@ -111,7 +116,8 @@ class SourceConfig(_Strict):
     @field_validator("query")
     @classmethod
     def _query_is_one_select(cls, query: str | None) -> str | None:
-        # The query runs with the credentials that also own the ledger tables.
+        # The query may run with the credentials that also own the ledger tables: refuse
+        # anything that is not a read-only SELECT now, whichever engine will run it.
         return None if query is None else check_select_query(query)
 
 

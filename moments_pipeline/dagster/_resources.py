@@ -5,17 +5,22 @@ builds a plain object (``MomentsClientConfig``/``MomentsClient``, ``Warehouse``)
 nothing about Dagster. Secrets (the API key, a PostgreSQL password inside a DSN) are declared
 ``repr=False`` and are meant to be given as ``dg.EnvVar`` so the Dagster UI shows the variable's
 name, never its value; anything this module hands to metadata goes through ``redacted_url``.
+
+Source connections: an audience's ``source.connection`` is ``warehouse`` (the default: the
+ledger's own warehouse) or a name in ``WarehouseResource.sources``. An audience naming another
+connection is refused when definitions are built (``unknown_connections``), never at run time.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
 import dagster as dg
 import httpx
 from pydantic import Field, SecretStr
 
+from moments_pipeline.config import AudienceConfig
 from moments_pipeline.infobip import (
     CallbackReceiver,
     CallbackServer,
@@ -31,6 +36,8 @@ from moments_pipeline.warehouse import (
 )
 
 DEFAULT_WAREHOUSE_URL = "duckdb:///.demo/warehouse.duckdb"
+#: The ``source.connection`` that means the ledger's own warehouse.
+LEDGER_CONNECTION = "warehouse"
 
 
 class MomentsResource(dg.ConfigurableResource):
@@ -103,11 +110,15 @@ class MomentsResource(dg.ConfigurableResource):
 
 
 class WarehouseResource(dg.ConfigurableResource):
-    """The warehouse holding audiences, prepared tables, the ledger and the status record.
+    """The warehouse holding the ledger, snapshots and statuses, and the sources' connections.
 
     Attributes:
         url: ``duckdb:///path.duckdb``, a ``postgresql://`` URL or a libpq ``key=value`` DSN
             (give it as an EnvVar when it carries a password); never shown in a repr.
+        sources: Further source connections, name -> URL (values as EnvVars when they carry a
+            password; never shown). An audience reads from one with ``source.connection``;
+            ``warehouse`` (the default) is the ledger's own warehouse and needs no entry.
+        source_timeout_s: Statement timeout of a source read on PostgreSQL.
     """
 
     url: str = Field(
@@ -115,23 +126,76 @@ class WarehouseResource(dg.ConfigurableResource):
         repr=False,
         description="duckdb:///file.duckdb or postgresql://user:pass@host/db",
     )
+    sources: dict[str, str] = Field(
+        default_factory=dict,
+        repr=False,
+        description="Source connection name -> URL, for audiences whose source.connection "
+        "is not 'warehouse'",
+    )
+    source_timeout_s: float = Field(
+        default=300.0, gt=0, description="Statement timeout of a source read (PostgreSQL)"
+    )
 
     @contextmanager
     def open(self) -> Iterator[Warehouse]:
         """Open the warehouse for the duration of a ``with`` block."""
-        warehouse = (
-            PostgresWarehouse(self.url) if _is_conninfo(self.url) else connect_warehouse(self.url)
-        )
+        warehouse = self._connect(self.url)
         try:
             yield warehouse
         finally:
             warehouse.close()
 
+    @contextmanager
+    def open_source(self, connection: str, ledger: Warehouse) -> Iterator[Warehouse]:
+        """The warehouse an audience's ``source.connection`` names, for a ``with`` block.
+
+        Args:
+            connection: ``warehouse`` (then ``ledger`` itself) or a key of ``sources``.
+            ledger: The open ledger warehouse.
+
+        Raises:
+            KeyError: The connection is not configured (names it, never a URL).
+        """
+        if connection == LEDGER_CONNECTION:
+            yield ledger
+            return
+        if connection not in self.sources:
+            raise KeyError(f"source connection {connection!r} is not configured")
+        source = self._connect(self.sources[connection])
+        try:
+            yield source
+        finally:
+            source.close()
+
+    def connection_names(self) -> list[str]:
+        """Every connection an audience may name: ``warehouse`` and the ``sources`` keys."""
+        return [LEDGER_CONNECTION, *sorted(self.sources)]
+
+    def unknown_connections(self, audiences: Iterable[AudienceConfig]) -> dict[str, str]:
+        """Audience name -> the connection it names that is not configured."""
+        known = set(self.connection_names())
+        return {a.name: a.source.connection for a in audiences if a.source.connection not in known}
+
+    def _connect(self, url: str) -> Warehouse:
+        if _is_conninfo(url):
+            return PostgresWarehouse(url, source_timeout_s=self.source_timeout_s)
+        return connect_warehouse(url, source_timeout_s=self.source_timeout_s)
+
     @property
     def redacted_url(self) -> str:
         """The URL with any password replaced, safe for logs and metadata."""
-        is_postgres = self.url.startswith("postgres") or _is_conninfo(self.url)
-        return redact_dsn(self.url) if is_postgres else self.url
+        return _redact(self.url)
+
+    def redacted_source_url(self, connection: str) -> str:
+        """The URL of a source connection with any password replaced."""
+        if connection == LEDGER_CONNECTION:
+            return self.redacted_url
+        return _redact(self.sources[connection])
+
+
+def _redact(url: str) -> str:
+    is_postgres = url.startswith("postgres") or _is_conninfo(url)
+    return redact_dsn(url) if is_postgres else url
 
 
 def _is_conninfo(url: str) -> bool:

@@ -14,11 +14,12 @@ from moments_pipeline.warehouse._protocol import Warehouse
 _DUCKDB_PREFIX = "duckdb:///"
 
 
-def connect_warehouse(url: str) -> Warehouse:
+def connect_warehouse(url: str, *, source_timeout_s: float = 300.0) -> Warehouse:
     """Open the warehouse a URL points at.
 
     Args:
         url: ``duckdb:///path``, ``duckdb:///:memory:`` or ``postgresql://...``.
+        source_timeout_s: Statement timeout of a source read (PostgreSQL; DuckDB has none).
 
     Returns:
         An open warehouse; the caller closes it.
@@ -34,7 +35,7 @@ def connect_warehouse(url: str) -> Warehouse:
         return DuckDBWarehouse(path)
     if url.startswith(("postgresql://", "postgres://")) or ("://" not in url and "=" in url):
         # A libpq key=value conninfo string (as psycopg's make_conninfo gives) is PostgreSQL too.
-        return PostgresWarehouse(url)
+        return PostgresWarehouse(url, source_timeout_s=source_timeout_s)
     scheme = url.split(":", 1)[0] if ":" in url else "<none>"
     raise ValueError(
         f"unsupported warehouse URL scheme {scheme!r}: use duckdb:/// or postgresql://"

@@ -4,12 +4,21 @@ One connection guarded by a re-entrant lock: every call takes the lock and ``tra
 holds it for the whole block, so threads of one process never interleave inside a transaction
 (DuckDB would otherwise abort one of two conflicting writers). Frames are written through
 DuckDB's zero-copy registration of the pandas frame.
+
+The connection is opened hardened (``HARDENED_CONFIG``): no file access beyond the database
+itself, no extension installing or autoloading, no Python replacement scans, and the
+configuration locked so no SQL can switch it back. DuckDB applies these per database instance
+and refuses a second connection to the same file with another configuration in one process, so
+every connection is opened this way; registering a pandas frame is not file access and still
+works. The audience source additionally runs in a ``READ ONLY`` transaction, rolled back after.
+DuckDB has no statement timeout.
 """
 
 from __future__ import annotations
 
 import threading
 import uuid
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,7 +28,18 @@ import duckdb
 import pandas as pd
 
 from moments_pipeline.warehouse._protocol import Params, WarehouseError, WriteMode
+from moments_pipeline.warehouse._query_check import SqlDialect
+from moments_pipeline.warehouse._source_sql import source_read_sql, source_schema_sql
 from moments_pipeline.warehouse._sql import quote_identifier, quote_table, split_table
+
+#: Connection settings: the warehouse file is all a connection may touch.
+HARDENED_CONFIG: dict[str, str | bool | int | float | list[str]] = {
+    "enable_external_access": False,
+    "autoload_known_extensions": False,
+    "autoinstall_known_extensions": False,
+    "python_enable_replacements": False,
+    "lock_configuration": True,
+}
 
 
 class DuckDBWarehouse:
@@ -35,12 +55,54 @@ class DuckDBWarehouse:
         self._lock = threading.RLock()
         self._depth = 0
         try:
-            self._conn = duckdb.connect(self._path, read_only=read_only)
+            self._conn = duckdb.connect(self._path, read_only=read_only, config=HARDENED_CONFIG)
         except duckdb.Error as exc:
             raise WarehouseError(f"cannot open DuckDB database {self._path}: {exc}") from None
 
     def __repr__(self) -> str:
         return f"DuckDBWarehouse(path={self._path!r})"
+
+    @property
+    def dialect(self) -> SqlDialect:
+        """``duckdb``."""
+        return "duckdb"
+
+    def read_source(
+        self,
+        *,
+        table: str | None = None,
+        query: str | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> pd.DataFrame:
+        """Read an audience source read-only (see ``Warehouse.read_source``)."""
+        sql = source_read_sql("duckdb", table=table, query=query, columns=columns)
+        frame = self._read_only_frame(sql)
+        return frame if query is None or columns is None else _keep(frame, columns)
+
+    def source_schema(
+        self, *, table: str | None = None, query: str | None = None
+    ) -> list[tuple[str, str]]:
+        """``(column, type)`` of a source, from a zero-row read-only statement."""
+        sql = source_schema_sql("duckdb", table=table, query=query)
+        with self._read_only() as conn:
+            description = _run(conn, sql).description or []
+        return [(str(d[0]), str(d[1])) for d in description]
+
+    def _read_only_frame(self, sql: str) -> pd.DataFrame:
+        """Run ``sql`` (unchecked: callers check it) in a rolled-back read-only transaction."""
+        with self._read_only() as conn:
+            return _exact_frame(conn, _run(conn, sql))
+
+    @contextmanager
+    def _read_only(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        with self._lock:
+            if self._depth:
+                raise WarehouseError("a source is read outside of any open transaction")
+            self._conn.execute("BEGIN TRANSACTION READ ONLY")
+            try:
+                yield self._conn
+            finally:
+                self._conn.execute("ROLLBACK")
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -87,7 +149,7 @@ class DuckDBWarehouse:
     def read_query(self, sql: str, params: Params = ()) -> pd.DataFrame:
         """Run a query with ``?`` parameters and return a DataFrame."""
         with self._lock:
-            return self._conn.execute(sql, list(params)).df()
+            return _exact_frame(self._conn, self._conn.execute(sql, list(params)))
 
     def read_table(self, table: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
         """Read the given columns (all when None) of a table."""
@@ -137,3 +199,41 @@ class DuckDBWarehouse:
         """Close the connection."""
         with self._lock:
             self._conn.close()
+
+
+def _run(conn: duckdb.DuckDBPyConnection, sql: str) -> duckdb.DuckDBPyConnection:
+    try:
+        return conn.execute(sql)
+    except duckdb.Error as exc:
+        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise WarehouseError(f"source read failed: {first_line}") from None
+
+
+def _keep(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise WarehouseError(f"the source has no column(s) {missing}")
+    return frame[list(columns)]
+
+
+def _exact_frame(
+    conn: duckdb.DuckDBPyConnection, result: duckdb.DuckDBPyConnection
+) -> pd.DataFrame:
+    """The result as pandas, DECIMAL and HUGEINT columns as exact ``decimal.Decimal`` objects.
+
+    DuckDB's own pandas conversion turns them into float64, which rounds beyond 2**53: two
+    different customer ids would become one (issue 8). Other columns keep DuckDB's conversion.
+    """
+    types = [str(d[1]).upper() for d in result.description or []]
+    exact = [i for i, t in enumerate(types) if t.startswith(("DECIMAL", "HUGEINT", "UHUGEINT"))]
+    if not exact:
+        return result.df()
+    with warnings.catch_warnings():
+        # "an extra copy of the rows": accepted, only for results holding exact numbers.
+        warnings.simplefilter("ignore", UserWarning)
+        table = result.to_arrow_table()
+    assert table is not None  # a result with a description has a table
+    frame = conn.from_arrow(table).df()
+    for i in exact:
+        frame.isetitem(i, pd.Series(table.column(i).to_pylist(), dtype=object))
+    return frame

@@ -4,10 +4,16 @@
 Frames are written with ``COPY ... FROM STDIN``. One autocommit connection guarded by a
 re-entrant lock; ``transaction()`` holds the lock for its block. The DSN's password is kept out
 of ``repr`` and of every error message.
+
+The audience source runs in ``BEGIN READ ONLY`` with ``SET LOCAL statement_timeout`` and is
+rolled back afterwards, so the server refuses a write whatever the query check let through.
+Reading files (``pg_read_file``) or other servers (``dblink``) is a matter of privileges: give
+the source a role that has SELECT only (README, "Sources").
 """
 
 from __future__ import annotations
 
+import decimal
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -18,8 +24,11 @@ import orjson
 import pandas as pd
 import psycopg
 from psycopg import conninfo
+from psycopg.pq import TransactionStatus
 
 from moments_pipeline.warehouse._protocol import Params, WarehouseError, WriteMode
+from moments_pipeline.warehouse._query_check import SqlDialect
+from moments_pipeline.warehouse._source_sql import source_read_sql, source_schema_sql
 from moments_pipeline.warehouse._sql import (
     qmark_to_pyformat,
     quote_identifier,
@@ -55,6 +64,10 @@ def _pg_type(series: pd.Series) -> str:
         sample = series.dropna()
         if len(sample) and isinstance(sample.iloc[0], (list, tuple, dict, np.ndarray)):
             return "JSONB"
+        # Exact numbers (NUMERIC read back, DuckDB DECIMAL) stay exact: TEXT would hold
+        # ``str(Decimal)``, with an exponent (``1E+20``).
+        if len(sample) and all(isinstance(v, decimal.Decimal) for v in sample.iloc[:100]):
+            return "NUMERIC"
     return "TEXT"
 
 
@@ -78,9 +91,13 @@ class PostgresWarehouse:
     Args:
         dsn: libpq connection string or ``postgresql://`` URL (may hold a password; it is
             never shown).
+        source_timeout_s: ``statement_timeout`` of a source read.
     """
 
-    def __init__(self, dsn: str) -> None:
+    def __init__(self, dsn: str, *, source_timeout_s: float = 300.0) -> None:
+        if source_timeout_s <= 0:
+            raise ValueError("source_timeout_s must be positive")
+        self._source_timeout_ms = max(1, int(source_timeout_s * 1000))
         self._safe_dsn = redact_dsn(dsn)
         self._password = conninfo.conninfo_to_dict(dsn).get("password") or None
         self._lock = threading.RLock()
@@ -93,6 +110,67 @@ class PostgresWarehouse:
 
     def __repr__(self) -> str:
         return f"PostgresWarehouse(dsn={self._safe_dsn!r})"
+
+    @property
+    def dialect(self) -> SqlDialect:
+        """``postgres``."""
+        return "postgres"
+
+    def read_source(
+        self,
+        *,
+        table: str | None = None,
+        query: str | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> pd.DataFrame:
+        """Read an audience source read-only (see ``Warehouse.read_source``)."""
+        sql = source_read_sql("postgres", table=table, query=query, columns=columns)
+        frame = self._read_only_frame(sql)
+        if query is None or columns is None:
+            return frame
+        missing = [c for c in columns if c not in frame.columns]
+        if missing:
+            raise WarehouseError(f"the source has no column(s) {missing}")
+        return frame[list(columns)]
+
+    def source_schema(
+        self, *, table: str | None = None, query: str | None = None
+    ) -> list[tuple[str, str]]:
+        """``(column, type)`` of a source, from a zero-row read-only statement."""
+        sql = source_schema_sql("postgres", table=table, query=query)
+        with self._read_only() as cur:
+            self._run(cur, sql)
+            return [(c.name, c.type_display) for c in cur.description or ()]
+
+    def _read_only_frame(self, sql: str) -> pd.DataFrame:
+        """Run ``sql`` (unchecked: callers check it) in a rolled-back read-only transaction."""
+        with self._read_only() as cur:
+            self._run(cur, sql)
+            names = [d.name for d in cur.description or ()]
+            return pd.DataFrame.from_records(cur.fetchall(), columns=names)
+
+    @contextmanager
+    def _read_only(self) -> Iterator[psycopg.Cursor[Any]]:
+        with self._lock, self._conn.cursor() as cur:
+            if self._conn.info.transaction_status != TransactionStatus.IDLE:
+                raise WarehouseError("a source is read outside of any open transaction")
+            cur.execute("BEGIN READ ONLY")
+            try:
+                # An int from our own config: nothing configured is pasted here.
+                cur.execute(f"SET LOCAL statement_timeout = {self._source_timeout_ms}")
+                # The query check reads strings the standard way; so must the server.
+                cur.execute("SET LOCAL standard_conforming_strings = on")
+                yield cur
+            finally:
+                cur.execute("ROLLBACK")
+
+    def _run(self, cur: psycopg.Cursor[Any], sql: str) -> None:
+        # No parameters: psycopg then leaves '%' and '?' of the query text alone.
+        try:
+            cur.execute(sql)
+        except psycopg.Error as exc:
+            first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise WarehouseError(f"source read failed: {self._scrub(first_line)}") from None
 
     def _scrub(self, text: str) -> str:
         if self._password:

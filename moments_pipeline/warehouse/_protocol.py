@@ -2,6 +2,11 @@
 
 Small on purpose so Snowflake or BigQuery can be added later behind Dagster's own resources.
 SQL passed to ``execute``/``fetch_all`` uses ``?`` placeholders on every backend.
+
+The audience source is read through ``read_source``/``source_schema`` only: they check a query
+with ``check_select_query`` in the backend's ``dialect`` and run it where it cannot write or
+leave the database (a read-only transaction on a connection without file, network or extension
+access), whatever the checker let through. Nothing else runs configured SQL.
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ from contextlib import AbstractContextManager
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import pandas as pd
+
+from moments_pipeline.warehouse._query_check import SqlDialect
 
 WriteMode = Literal["append", "replace"]
 Params = Sequence[Any]
@@ -23,6 +30,36 @@ class WarehouseError(RuntimeError):
 @runtime_checkable
 class Warehouse(Protocol):
     """Reader and writer of tables; thread safe within one process."""
+
+    @property
+    def dialect(self) -> SqlDialect:
+        """The SQL dialect of the engine (``duckdb`` or ``postgres``), for query checks."""
+        ...
+
+    def read_source(
+        self,
+        *,
+        table: str | None = None,
+        query: str | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> pd.DataFrame:
+        """Read an audience source: ``table`` (only ``columns``, all when None) or ``query``.
+
+        A query is checked (one read-only SELECT, ``UnsafeQueryError`` otherwise) and, like the
+        table read, runs in a read-only transaction without file or network access, rolled
+        back afterwards. Of a query's result only ``columns`` are kept (all when None).
+
+        Raises:
+            UnsafeQueryError: The query is refused (nothing ran).
+            WarehouseError: The engine refused or failed the read (message names no secret).
+        """
+        ...
+
+    def source_schema(
+        self, *, table: str | None = None, query: str | None = None
+    ) -> list[tuple[str, str]]:
+        """``(column, type)`` of a source without reading a row (same checks as ``read_source``)."""
+        ...
 
     def read_table(self, table: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
         """Read ``columns`` (all when None) of ``[schema.]table``; names are validated."""

@@ -1,4 +1,6 @@
-"""SQL text helpers: identifier validation and quoting, placeholder translation, DSN redaction.
+"""SQL text helpers: identifier validation and quoting, placeholder translation.
+
+Query checking lives in ``_query_check`` (``check_select_query``).
 
 Only names matching a plain identifier pattern are accepted; there is deliberately no escaping
 path for odd names, so a hostile config value is refused rather than quoted.
@@ -7,8 +9,6 @@ path for odd names, so a hostile config value is refused rather than quoted.
 from __future__ import annotations
 
 import re
-
-import duckdb
 
 _IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
@@ -32,40 +32,6 @@ def check_identifier(name: str) -> str:
     if not isinstance(name, str) or not _IDENTIFIER_RE.fullmatch(name):
         raise UnsafeIdentifierError(f"refused SQL identifier {name!r}: not a plain identifier")
     return name
-
-
-class UnsafeQueryError(ValueError):
-    """A configured query is not exactly one SELECT statement."""
-
-
-def check_select_query(sql: str) -> str:
-    """Return ``sql`` if it is exactly one SELECT (or WITH ... SELECT) statement, else raise.
-
-    An audience query runs with the warehouse credentials that also own the ledger, so a
-    config must not be able to slip a DELETE or a second statement in. DuckDB's parser (a
-    PostgreSQL-dialect parser) decides; a query it cannot parse is refused too: wrap unusual
-    syntax in a view and read it with ``table:``.
-
-    Args:
-        sql: The query text from a config.
-
-    Returns:
-        The unchanged text.
-
-    Raises:
-        UnsafeQueryError: Not parseable, not a single statement, or not a SELECT.
-    """
-    try:
-        statements = duckdb.extract_statements(sql)
-    except duckdb.Error as exc:
-        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise UnsafeQueryError(f"query could not be parsed: {first_line}") from None
-    if len(statements) != 1:
-        raise UnsafeQueryError(f"query must be one statement, found {len(statements)}")
-    kind = statements[0].type
-    if kind != duckdb.StatementType.SELECT:
-        raise UnsafeQueryError(f"query must be a SELECT, found {kind.name}")
-    return sql
 
 
 def quote_identifier(name: str) -> str:
