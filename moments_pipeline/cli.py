@@ -18,6 +18,10 @@ __all__ = ["main"]
 # subcommand -> (module providing `add_arguments(parser)` and `run(args) -> int`, help text)
 _SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "emulator": ("moments_pipeline.emulator.cli", "serve the local Moments API emulator"),
+    "validate": (
+        "moments_pipeline.validate",
+        "check every audience file, and each audience against its warehouse (read-only)",
+    ),
 }
 
 

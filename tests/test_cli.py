@@ -28,3 +28,12 @@ def test_subcommand_rejects_unknown_arguments(capsys: pytest.CaptureFixture[str]
         main(["emulator", "--api-key", "k", "--no-such-flag"])
     assert exit_info.value.code == 2
     assert "--no-such-flag" in capsys.readouterr().err
+
+
+def test_validate_is_a_subcommand_with_its_own_help(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["validate", "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    for flag in ("--audiences", "--warehouse", "--no-warehouse"):
+        assert flag in out

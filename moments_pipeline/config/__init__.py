@@ -1,13 +1,18 @@
 """Audience and form-source configuration: pydantic models and the YAML loader.
 
-Errors name the file and the field. No I/O beyond reading the YAML files it is given.
+Errors name the file, the line and the field; a directory is read whole, so every bad file is
+reported at once (``ConfigErrors``). No I/O beyond reading the YAML files it is given.
 """
 
 from moments_pipeline.config._loader import (
+    AudienceFiles,
     ConfigError,
+    ConfigErrors,
+    field_lines,
     load_audience,
     load_audiences,
     parse_audience,
+    read_audiences,
 )
 from moments_pipeline.config._models import (
     PERSON_ATTRIBUTES,
@@ -26,7 +31,9 @@ from moments_pipeline.config._models import (
 __all__ = [
     "PERSON_ATTRIBUTES",
     "AudienceConfig",
+    "AudienceFiles",
     "ConfigError",
+    "ConfigErrors",
     "ConflictConfig",
     "ConflictPolicy",
     "FlowConfig",
@@ -36,7 +43,9 @@ __all__ = [
     "PersonConfig",
     "ReportConfig",
     "SourceConfig",
+    "field_lines",
     "load_audience",
     "load_audiences",
     "parse_audience",
+    "read_audiences",
 ]

@@ -84,14 +84,14 @@ def test_error_names_file_and_indexed_field(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_audience(path)
     message = str(info.value)
-    assert message.startswith(f"{path}: identity.phones[1]: ")
+    assert message.startswith(f"{path}: line 11: identity.phones[1]: ")
     assert "'x; drop' is not a plain identifier" in message
 
 
 @pytest.mark.parametrize(
     ("change", "field"),
     [
-        (lambda d: d.update(bogus=1), "bogus: Extra inputs are not permitted"),
+        (lambda d: d.update(bogus=1), "bogus: unknown field (allowed: name, description, "),
         (
             lambda d: d["source"].update(query="select 1"),
             "source: exactly one of 'table' or 'query'",
@@ -158,7 +158,7 @@ def test_directory_loader_refuses_duplicate_names(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_audiences(tmp_path)
     assert str(info.value).startswith(
-        f"{second}: name: audience 'vip_customers' is already defined"
+        f"{second}: line 2: name: audience 'vip_customers' is already defined"
     )
 
 

@@ -1,0 +1,183 @@
+"""``moments-pipeline validate``: check the audience files, and each against its warehouse.
+
+Every problem is reported at once, one line each (``file: line N: field: message``), then a
+summary; the exit code is 1 on any problem and 0 when all is good. Nothing is sent and nothing
+is written: a DuckDB file is opened ``read_only``, a PostgreSQL session is read-only
+(``default_transaction_read_only``), and of a source only its columns are asked.
+
+Constraints: no Dagster import (only ``moments_pipeline/dagster`` may import it), so the
+defaults of ``moments_pipeline.dagster.definitions`` (``MOMENTS_AUDIENCES_DIR``,
+``MOMENTS_WAREHOUSE_URL``, ``MOMENTS_SOURCE_<NAME>_URL``, the demo DuckDB file) are repeated
+here rather than imported. The column check itself is ``moments_pipeline.sync.source_problems``,
+the same one the Dagster source asset runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+import psycopg
+from psycopg import conninfo
+
+from moments_pipeline.config import AudienceConfig, field_lines, read_audiences
+from moments_pipeline.sync import source_problems
+from moments_pipeline.warehouse import (
+    DuckDBWarehouse,
+    PostgresWarehouse,
+    Warehouse,
+    WarehouseError,
+    redact_dsn,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_AUDIENCES_DIR = REPO_ROOT / "audiences"
+DEMO_WAREHOUSE = REPO_ROOT / ".demo" / "warehouse.duckdb"
+#: The ``source.connection`` the warehouse URL stands for; others come from
+#: ``MOMENTS_SOURCE_<NAME>_URL``, as in the Dagster definitions.
+LEDGER_CONNECTION = "warehouse"
+_DUCKDB_PREFIX = "duckdb:///"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare the ``validate`` options."""
+    parser.add_argument(
+        "--audiences",
+        metavar="DIR",
+        help="audience file or directory (default: $MOMENTS_AUDIENCES_DIR, else audiences/)",
+    )
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
+        "--warehouse",
+        metavar="URL",
+        help="warehouse to check the sources against (default: $MOMENTS_WAREHOUSE_URL, "
+        "else .demo/warehouse.duckdb when present)",
+    )
+    where.add_argument("--no-warehouse", action="store_true", help="check the audience files only")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Check, print one line per problem and a summary; 1 on any problem, else 0."""
+    location = args.audiences or os.environ.get("MOMENTS_AUDIENCES_DIR") or DEFAULT_AUDIENCES_DIR
+    found = read_audiences(location)
+    # (file or None for the warehouse itself, line); invalid files are not checked further.
+    located: list[tuple[Path | None, str]] = [
+        (error.path, line) for error in found.errors for line in error.lines
+    ]
+    if not found.audiences and not found.errors:
+        located.append((Path(location), f"{location}: no audience files (*.yaml, *.yml) found"))
+
+    url, warehouse_note = _warehouse_url(args)
+    if url is not None and found.audiences:
+        warehouse_problems, warehouse_note = _check_warehouse(url, found.audiences, found.files)
+        located.extend(warehouse_problems)
+
+    # File by file, as the files are read; a warehouse that cannot be opened comes first.
+    located.sort(key=lambda item: (item[0] is not None, str(item[0] or "")))
+    problems = [line for _, line in located]
+    bad_files = {file for file, _ in located if file is not None}
+    for line in problems:
+        print(line)
+    total = len(found.audiences) + len(found.errors)
+    if problems:
+        print(
+            f"{len(problems)} problem(s) in {len(bad_files)} of {total} audience file(s); "
+            f"warehouse {warehouse_note}"
+        )
+        return 1
+    print(f"{total} audience file(s) OK; warehouse {warehouse_note}")
+    return 0
+
+
+def _warehouse_url(args: argparse.Namespace) -> tuple[str | None, str]:
+    if args.no_warehouse:
+        return None, "not checked (--no-warehouse)"
+    url = args.warehouse or os.environ.get("MOMENTS_WAREHOUSE_URL")
+    if url:
+        return url, ""
+    if DEMO_WAREHOUSE.is_file():
+        return f"{_DUCKDB_PREFIX}{DEMO_WAREHOUSE}", ""
+    return None, "not checked (no --warehouse, no MOMENTS_WAREHOUSE_URL, no demo warehouse)"
+
+
+def _shown(url: str) -> str:
+    # A PostgreSQL URL may carry a password: show it redacted.
+    return url if url.startswith(_DUCKDB_PREFIX) else redact_dsn(url)
+
+
+def open_read_only(url: str) -> Warehouse:
+    """Open the warehouse of ``url`` so that nothing can be written through it.
+
+    Raises:
+        WarehouseError: It cannot be opened (the message never carries a password).
+        ValueError: The URL's scheme is not supported.
+    """
+    if url.startswith(_DUCKDB_PREFIX):
+        path = url[len(_DUCKDB_PREFIX) :]
+        # read_only would refuse these too, less clearly; and never create a file.
+        if path in ("", ":memory:") or not Path(path).is_file():
+            raise WarehouseError(f"DuckDB file {path or '<none>'} does not exist")
+        return DuckDBWarehouse(path, read_only=True)
+    if url.startswith(("postgresql://", "postgres://")) or ("://" not in url and "=" in url):
+        try:
+            options = conninfo.conninfo_to_dict(url).get("options") or ""
+            read_only = f"{options} -c default_transaction_read_only=on".strip()
+            dsn = conninfo.make_conninfo(url, options=read_only)
+        except psycopg.Error:
+            # libpq's parse error may quote the URL, password included: not repeated.
+            raise WarehouseError("the PostgreSQL URL cannot be parsed") from None
+        return PostgresWarehouse(dsn)
+    scheme = url.split(":", 1)[0] if ":" in url else "<none>"
+    raise ValueError(
+        f"unsupported warehouse URL scheme {scheme!r}: use duckdb:/// or postgresql://"
+    )
+
+
+def source_url_env_var(connection: str) -> str:
+    """Where a source connection's URL is read from (as the Dagster definitions read it)."""
+    return f"MOMENTS_SOURCE_{connection.upper()}_URL"
+
+
+def _check_warehouse(
+    url: str, audiences: dict[str, AudienceConfig], files: dict[str, Path]
+) -> tuple[list[tuple[Path | None, str]], str]:
+    """``(file or None, line)`` per problem, and how the warehouse was checked."""
+    by_connection: dict[str, list[str]] = {}
+    for name, audience in audiences.items():
+        by_connection.setdefault(audience.source.connection, []).append(name)
+    problems: list[tuple[Path | None, str]] = []
+    checked = []
+    for connection, names in by_connection.items():
+        conn_url = url if connection == LEDGER_CONNECTION else None
+        conn_url = conn_url or os.environ.get(source_url_env_var(connection))
+        if conn_url is None:
+            # The Dagster definitions refuse to load such an audience: so does this.
+            for name in names:
+                problem = (
+                    f"source.connection: connection {connection!r} is not configured "
+                    f"(set {source_url_env_var(connection)})"
+                )
+                problems.append((files[name], _located(files[name], problem)))
+            continue
+        try:
+            warehouse = open_read_only(conn_url)
+        except (WarehouseError, ValueError) as exc:
+            problems.append((None, f"{connection}: cannot open {_shown(conn_url)}: {exc}"))
+            continue
+        checked.append(connection if connection != LEDGER_CONNECTION else _shown(url))
+        try:
+            for name in names:
+                for problem in source_problems(warehouse, audiences[name]):
+                    problems.append((files[name], _located(files[name], problem)))
+        finally:
+            warehouse.close()
+    note = f"checked: {', '.join(checked)}" if checked else "not checked"
+    return problems, note
+
+
+def _located(file: Path, problem: str) -> str:
+    """``file: line N: field: message`` for a ``field: message`` about a valid file."""
+    field, sep, _ = problem.partition(": ")
+    line = field_lines(file).get(field) if sep else None
+    return f"{file}: line {line}: {problem}" if line is not None else f"{file}: {problem}"
