@@ -1,8 +1,8 @@
 """Metadata builders: namespaced keys, masked identifiers and small markdown tables.
 
-Everything the assets attach to a materialization passes through here, so one place decides
-what a person's identifier looks like in the Dagster UI: masked (enough of it to find the row,
-not enough to use it). Secrets never reach this module.
+Everything the assets attach to a materialization passes through here; identifiers are masked
+with the pipeline's one mask (``moments_pipeline.identity.mask_identifier``: enough of it to find
+the row, not enough to use it). Secrets never reach this module.
 """
 
 from __future__ import annotations
@@ -15,6 +15,10 @@ import dagster as dg
 
 from moments_pipeline.dagster._specs import METADATA_PREFIX
 
+# The one mask of the pipeline (``identity/_mask``): the UI shows an identifier exactly as the
+# quarantine details and the engine's refusal details do.
+from moments_pipeline.identity import mask_identifier as mask_identifier
+
 SAMPLE_ROWS = 10
 _MAX_CELL = 60
 
@@ -22,25 +26,6 @@ _MAX_CELL = 60
 def key(name: str) -> str:
     """Namespace a metadata key: ``key("accepted") == "moments/accepted"``."""
     return f"{METADATA_PREFIX}{name}"
-
-
-def mask_identifier(value: object) -> str:
-    """Mask the middle of an identifier (email, phone, external id) for display.
-
-    ``jane.doe@example.com`` -> ``ja***@ex***.com``; ``41793026727`` -> ``417*****727``.
-    """
-    if value is None:
-        return ""
-    text = str(value)
-    if "@" in text:
-        local, _, domain = text.rpartition("@")
-        head, dot, tld = domain.rpartition(".")
-        masked_domain = f"{head[:2]}***{dot}{tld}" if dot else f"{domain[:2]}***"
-        return f"{local[:2]}***@{masked_domain}"
-    if len(text) <= 4:
-        return "*" * len(text)
-    keep = max(1, min(3, len(text) // 4))
-    return f"{text[:keep]}{'*' * (len(text) - 2 * keep)}{text[-keep:]}"
 
 
 def mask_participant(participant: Mapping[str, Any]) -> dict[str, Any]:

@@ -6,9 +6,10 @@ so two audiences keyed differently name the same human differently; comparing ra
 quarantine people who merely update their own profile. Instead:
 
 - Ledger rows sharing an identifier (or a key) belong to one profile: whatever was sent with
-  that identifier landed on the profile the identifier points at. Connected components over
-  keys and identifiers give the profiles, so a ledger written with plain person keys (several
-  keys for one identifier) is read correctly too. A profile's anchor is its smallest key.
+  that identifier landed on the profile the identifier points at. ``_rules.ledger_profiles``
+  gives the profiles (the same grouping the sync engine's re-check uses), so a ledger written
+  with plain person keys (several keys for one identifier) is read correctly too. A profile's
+  anchor is its smallest key; identifiers are matched in the rules' comparable form.
 - A person whose identifiers touch two or more profiles would merge them: quarantined.
 - A person touching exactly one profile updates it, unless it carries an externalId and the
   profile already holds a different one: quarantined.
@@ -23,34 +24,22 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from moments_pipeline.identity._graph import row_components
-from moments_pipeline.identity._normalize_frame import EXTERNAL_ID, use_values
+from moments_pipeline.identity._mask import mask_anchor, mask_identifier
+from moments_pipeline.identity._normalize_frame import use_values
 from moments_pipeline.identity._participants import IDENTITY_COLUMNS
+from moments_pipeline.identity._rules import EXTERNAL_ID, comparable_values, ledger_profiles
 
 _DETAIL_LIMIT = 5
-_EXTERNAL_PREFIX = EXTERNAL_ID + ":"
-
-
-def mask_value(value: str) -> str:
-    """Mask the middle of a value (at most 2 leading and 2 trailing characters stay)."""
-    if len(value) <= 4:
-        return "*" * len(value)
-    return f"{value[:2]}{'*' * (len(value) - 4)}{value[-2:]}"
-
-
-def mask_anchor(anchor: str) -> str:
-    """Mask the identifier inside an anchor ``<kind>:<identifier>`` (the kind stays readable)."""
-    kind, sep, value = anchor.rpartition(":")
-    return f"{kind}{sep}{mask_value(value)}" if sep else mask_value(anchor)
 
 
 @dataclass(frozen=True)
 class PriorProfiles:
-    """The identity ledger grouped into profiles.
+    """The identity ledger grouped into profiles (``_rules.ledger_profiles``), as frames.
 
     Attributes:
-        lookup: One row per known identifier: ``kind``, ``identifier``, ``profile`` (int).
-        anchors: Anchor text per profile label.
+        lookup: One row per known identifier: ``kind``, ``identifier`` (comparable form),
+            ``profile`` (int).
+        anchors: Anchor text per profile number.
         external_ids: ``profile`` and ``identifier`` of every externalId a profile holds.
     """
 
@@ -68,27 +57,20 @@ def load_prior_profiles(prior: pd.DataFrame) -> PriorProfiles:
     missing = set(IDENTITY_COLUMNS) - set(prior.columns)
     if missing:
         raise ValueError(f"prior_identities lacks column(s) {sorted(missing)}")
-    known = prior[IDENTITY_COLUMNS].dropna().astype(str).drop_duplicates(ignore_index=True)
-    key_code, keys = pd.factorize(known["person_key"].to_numpy())
-    id_code = pd.MultiIndex.from_frame(known[["kind", "identifier"]]).factorize()[0]
-    labels = row_components(len(keys), key_code, id_code)
-    profile = labels[key_code]
-    anchors = pd.Series(np.asarray(keys, dtype=object)).groupby(labels).min()
+    profiles = ledger_profiles(
+        prior["kind"].to_numpy(), prior["identifier"].to_numpy(), prior["person_key"].to_numpy()
+    )
     lookup = pd.DataFrame(
-        {"kind": known["kind"], "identifier": known["identifier"], "profile": profile}
-    ).drop_duplicates(["kind", "identifier"], ignore_index=True)
-    ext = lookup.loc[lookup["kind"].to_numpy() == EXTERNAL_ID, ["profile", "identifier"]]
-    # A key ``EXTERNAL_ID:<id>`` is only ever given to a participant carrying that externalId.
-    key_text = pd.Series(np.asarray(keys, dtype=object), dtype=str)
-    keyed = key_text.str.startswith(_EXTERNAL_PREFIX).to_numpy()
-    from_keys = pd.DataFrame(
         {
-            "profile": labels[keyed],
-            "identifier": key_text[keyed].str.slice(len(_EXTERNAL_PREFIX)).to_numpy(),
+            "kind": profiles.kinds,
+            "identifier": profiles.identifiers,
+            "profile": profiles.profiles,
         }
     )
-    external_ids = pd.concat([ext, from_keys], ignore_index=True).drop_duplicates()
-    return PriorProfiles(lookup, anchors, external_ids)
+    external_ids = pd.DataFrame(
+        {"profile": profiles.external_profiles, "identifier": profiles.external_ids}
+    )
+    return PriorProfiles(lookup, pd.Series(profiles.anchors, dtype=object), external_ids)
 
 
 @dataclass(frozen=True)
@@ -130,14 +112,19 @@ def resolve_profiles(
     """
     n = len(pk_text)
     rows = uses["row"].to_numpy()
+    kinds = uses["kind"].astype(str).to_numpy(dtype=object)
+    values = use_values(uses, code_values)
     probe = pd.DataFrame(
         {
             "pk": pk_text[rows],
-            "kind": uses["kind"].astype(str).to_numpy(),
-            "identifier": use_values(uses, code_values),
+            "kind": kinds,
+            "identifier": values,
+            # Matched in the rules' comparable form; details show the value as it is sent.
+            "match": comparable_values(kinds, values),
         }
     )
-    hits = probe.merge(profiles.lookup, on=["kind", "identifier"], how="inner")
+    lookup = profiles.lookup.rename(columns={"identifier": "match"})
+    hits = probe.merge(lookup, on=["kind", "match"], how="inner")
     hits = hits.drop_duplicates(["pk", "kind", "identifier"], ignore_index=True)
     per_person = hits[["pk", "profile"]].drop_duplicates()
     touched = per_person.groupby("pk", sort=False)["profile"].size()
@@ -145,7 +132,7 @@ def resolve_profiles(
     merge_text = _joined_by_pk(
         multi["kind"]
         + " "
-        + multi["identifier"].map(mask_value)
+        + multi["identifier"].map(mask_identifier)
         + " (profile "
         + multi["profile"].map(profiles.anchors).map(mask_anchor)
         + ")",
@@ -158,10 +145,12 @@ def resolve_profiles(
     clash = single.merge(own_ext, on="pk").merge(
         profiles.external_ids, on="profile", suffixes=("", "_prior")
     )
-    clash = clash[clash["identifier"] != clash["identifier_prior"]].drop_duplicates("pk")
+    clash = clash[clash["identifier"] != clash["identifier_prior"]]
+    # The detail names the smallest other externalId, as the sync engine's re-check does.
+    clash = clash.sort_values("identifier_prior", kind="stable").drop_duplicates("pk")
     clashing_hits = hits[hits["pk"].isin(clash["pk"]).to_numpy()]
     sent = _joined_by_pk(
-        clashing_hits["kind"] + " " + clashing_hits["identifier"].map(mask_value),
+        clashing_hits["kind"] + " " + clashing_hits["identifier"].map(mask_identifier),
         clashing_hits["pk"],
         "",
     )
@@ -171,9 +160,9 @@ def resolve_profiles(
             + " already sent for profile "
             + clash["profile"].map(profiles.anchors).map(mask_anchor).to_numpy()
             + ", which holds externalId "
-            + clash["identifier_prior"].map(mask_value).to_numpy()
+            + clash["identifier_prior"].map(mask_identifier).to_numpy()
             + ", not "
-            + clash["identifier"].map(mask_value).to_numpy()
+            + clash["identifier"].map(mask_identifier).to_numpy()
         ),
         index=clash["pk"].to_numpy(),
         dtype=object,

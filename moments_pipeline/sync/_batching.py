@@ -15,6 +15,8 @@ from typing import Any
 
 import orjson
 
+from moments_pipeline.identity import mask_identifier, rules
+
 from ._columns import BatchMembers
 from ._protocols import BatchMember
 
@@ -67,23 +69,8 @@ class PlannedBatch:
     """Columnar (``BatchMembers``); reads as a sequence of ``BatchMember``."""
 
 
-def mask_identifier(identifier: str) -> str:
-    """Mask the middle of an identifier (keeps at most 2 leading and 2 trailing characters)."""
-    if len(identifier) <= 4:
-        return "*" * len(identifier)
-    return f"{identifier[:2]}{'*' * (len(identifier) - 4)}{identifier[-2:]}"
-
-
-def identify_by_kind(identify_by: Mapping[str, Any]) -> str:
-    """The identity ledger's kind for an ``identifyBy``: EMAIL, PHONE, or ``<TYPE>:<sender>``.
-
-    Channel identifiers (FACEBOOK, LINE, ...) are only unique per sender, as in the identity
-    layer's ``participant_identities``.
-    """
-    kind = str(identify_by["type"])
-    if kind in ("EMAIL", "PHONE"):
-        return kind
-    return f"{kind}:{identify_by.get('sender')}"
+# The identity ledger's kind of a body's ``identifyBy``: EMAIL, PHONE or ``<TYPE>:<sender>``.
+identify_by_kind = rules.identify_by_kind_of_body
 
 
 def identifiers_of(body: Mapping[str, Any]) -> list[tuple[str, str, bool]]:
@@ -115,7 +102,7 @@ class UniquenessGuard:
     Incremental so that the engine can check each chunk right before planning it: a shared
     identifier is always found before the second of its two owners is sent, so a request never
     carries an identifier that another participant of the run already used. E-mail addresses
-    are compared case-folded (Infobip matches them case-insensitively).
+    are compared in the identity rules' comparable form (``rules.comparable``).
     """
 
     def __init__(self) -> None:
@@ -131,6 +118,8 @@ class UniquenessGuard:
         """
         claim = self._owner.setdefault
         seen_people = self._people
+        comparable = rules.comparable
+        EMAIL, PHONE, EXTERNAL_ID = rules.EMAIL, rules.PHONE, rules.EXTERNAL_ID
         # One flat loop: it runs over every participant of the run.
         for participant in participants:
             key = participant.person_key
@@ -143,18 +132,19 @@ class UniquenessGuard:
                 raise ValueError(f"participant {key!r} has no identifyBy")
             kind = identify_by_kind(ident)
             value = str(ident["identifier"])
-            found = [(kind, value.casefold() if kind == "EMAIL" else value)]
+            found = [(kind, comparable(kind, value))]
             person = body.get("person")
             if person:
                 external_id = person.get("externalId")
                 if external_id:
-                    found.append(("EXTERNAL_ID", str(external_id)))
+                    found.append((EXTERNAL_ID, str(external_id)))
                 contact = person.get("contactInformation")
                 if contact:
                     found.extend(
-                        ("EMAIL", str(e["address"]).casefold()) for e in contact.get("email") or ()
+                        (EMAIL, comparable(EMAIL, str(e["address"])))
+                        for e in contact.get("email") or ()
                     )
-                    found.extend(("PHONE", str(ph["number"])) for ph in contact.get("phone") or ())
+                    found.extend((PHONE, str(ph["number"])) for ph in contact.get("phone") or ())
             for item in found:
                 first = claim(item, key)
                 if first != key:

@@ -5,19 +5,19 @@ earlier profiles, but it reads the ledger when the audience is *prepared*. Sever
 prepared before any of them syncs (one Dagster run materializing them all) each see the ledger
 as it was before the others sent, so audience B can carry a person that now points at two
 profiles audience A has just created. Infobip would merge them. The engine therefore reads the
-ledger again, under the lease (no other run sends meanwhile), with the identity layer's rules:
+ledger again, under the lease (no other run sends meanwhile), with the identity layer's rules
+(``moments_pipeline.identity.rules``: kinds, comparable form, profiles, anchors, externalIds):
 
-- profiles = connected components of the ledger's (kind, identifier, person key) rows
-  (rows sharing an identifier or a key are one profile; its anchor is its smallest key; its
-  externalIds are its EXTERNAL_ID identifiers and the ids inside ``EXTERNAL_ID:<id>`` keys);
+- profiles: ``rules.ledger_profiles`` of the ledger's (kind, identifier, key) rows, the same
+  grouping preparation uses (``identity/_prior_profiles``);
 - a participant whose identifiers touch two or more profiles: ``WOULD_MERGE_PRIOR_PROFILES``;
 - one profile holding an externalId other than the participant's own:
   ``IDENTIFIER_SENT_FOR_OTHER_PERSON``;
 - otherwise the participant is recorded under that profile's anchor (none touched: as is).
 
-E-mail addresses are compared case-folded (Infobip matches them so). Pure: no I/O. The ledger's
-components are computed vectorized (scipy); each participant is then one dict lookup per
-identifier, on the same pass that already reads every body.
+``tests/sync/test_identity_rules_agree.py`` runs the same cases through both checks. Pure: no
+I/O. The ledger's profiles are computed vectorized; each participant is then one dict lookup
+per identifier, on the same pass that already reads every body.
 """
 
 from __future__ import annotations
@@ -27,42 +27,29 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
-from ._batching import SyncParticipant, identifiers_of, mask_identifier
+from moments_pipeline.identity import mask_anchor, mask_identifier, rules
+
+from ._batching import SyncParticipant, identifiers_of
 
 WOULD_MERGE_PRIOR_PROFILES = "WOULD_MERGE_PRIOR_PROFILES"
 IDENTIFIER_SENT_FOR_OTHER_PERSON = "IDENTIFIER_SENT_FOR_OTHER_PERSON"
-EXTERNAL_ID = "EXTERNAL_ID"
-_EXTERNAL_PREFIX = EXTERNAL_ID + ":"
 _DETAIL_LIMIT = 5
-
-
-def _comparable(kind: str, identifier: str) -> tuple[str, str]:
-    return (kind, identifier.casefold() if kind == "EMAIL" else identifier)
-
-
-def mask_anchor(anchor: str) -> str:
-    """Mask the identifier inside an anchor ``<kind>:<identifier>`` (the kind stays readable)."""
-    kind, sep, value = anchor.rpartition(":")
-    return f"{kind}{sep}{mask_identifier(value)}" if sep else mask_identifier(anchor)
 
 
 @dataclass(frozen=True)
 class PriorProfiles:
-    """The identity ledger grouped into profiles.
+    """The identity ledger grouped into profiles (``rules.ledger_profiles``), as dicts.
 
     Attributes:
         profile_of: (kind, comparable identifier) -> profile number.
         anchors: anchor (smallest person key) of each profile number.
-        external_ids: externalIds each profile holds (only profiles holding any).
+        external_ids: externalIds each profile holds, each once (only profiles holding any).
     """
 
     profile_of: dict[tuple[str, str], int]
     anchors: list[str]
-    external_ids: dict[int, frozenset[str]]
+    external_ids: dict[int, tuple[str, ...]]
 
     @property
     def empty(self) -> bool:
@@ -74,39 +61,25 @@ def load_prior_profiles(rows: Sequence[tuple[str, str, str]]) -> PriorProfiles:
     """Group the ledger's ``sent_identities()`` rows (kind, identifier, key) into profiles."""
     if not rows:
         return PriorProfiles({}, [], {})
-    frame = pd.DataFrame(rows, columns=["kind", "identifier", "key"]).astype(str)
-    email = frame["kind"].to_numpy() == "EMAIL"
-    frame.loc[email, "identifier"] = frame.loc[email, "identifier"].str.casefold()
-    key_code, keys = pd.factorize(frame["key"])
-    id_code, ids = pd.MultiIndex.from_frame(frame[["kind", "identifier"]]).factorize()
-    n_keys, n_nodes = len(keys), len(keys) + len(ids)
-    # Bipartite graph: key nodes 0..n_keys-1, identifier nodes after them.
-    edges = coo_matrix(
-        (np.ones(len(frame), dtype=np.int8), (key_code, id_code + n_keys)),
-        shape=(n_nodes, n_nodes),
-    )
-    _, labels = connected_components(edges, directed=False)
-    key_labels = labels[:n_keys]
-    # Number profiles 0..k-1 by their key components.
-    _, profile_of_key = np.unique(key_labels, return_inverse=True)
-    key_series = pd.Series(np.asarray(keys, dtype=object))
-    anchors = key_series.groupby(profile_of_key).min().tolist()
-    id_profile = profile_of_key[key_code]
+    kinds, identifiers, keys = zip(*rows, strict=True)
+    grouped = rules.ledger_profiles(kinds, identifiers, keys)
+    # One dict lookup per identifier of each participant, built from the shared grouping.
     lookup = dict(
         zip(
-            zip(frame["kind"].tolist(), frame["identifier"].tolist(), strict=True),
-            id_profile.tolist(),
+            zip(grouped.kinds.tolist(), grouped.identifiers.tolist(), strict=True),
+            grouped.profiles.tolist(),
             strict=True,
         )
     )
-    external: dict[int, set[str]] = {}
-    for (kind, identifier), profile in lookup.items():
-        if kind == EXTERNAL_ID:
-            external.setdefault(profile, set()).add(identifier)
-    for index, key in enumerate(key_series.tolist()):
-        if key.startswith(_EXTERNAL_PREFIX):
-            external.setdefault(int(profile_of_key[index]), set()).add(key[len(_EXTERNAL_PREFIX) :])
-    return PriorProfiles(lookup, anchors, {p: frozenset(v) for p, v in external.items()})
+    # Tuples, not sets: almost every profile holds one externalId, and there may be millions.
+    holders, held = grouped.external_profiles, grouped.external_ids
+    alone = np.bincount(holders)[holders] == 1
+    external: dict[int, tuple[str, ...]] = dict(
+        zip(holders[alone].tolist(), zip(held[alone].tolist()), strict=True)
+    )
+    for profile, external_id in zip(holders[~alone].tolist(), held[~alone].tolist(), strict=True):
+        external[profile] = (*external.get(profile, ()), external_id)
+    return PriorProfiles(lookup, grouped.anchors, external)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,13 +117,14 @@ def check_against_prior(
     if profiles.empty:
         return list(participants), []
     lookup, anchors, external_ids = profiles.profile_of, profiles.anchors, profiles.external_ids
+    comparable = rules.comparable
     keep: list[SyncParticipant] = []
     refused: list[RefusedParticipant] = []
     for participant in participants:
         hits = [
             (kind, identifier, profile)
             for kind, identifier, _ in identifiers_of(participant.body)
-            if (profile := lookup.get(_comparable(kind, identifier))) is not None
+            if (profile := lookup.get((kind, comparable(kind, identifier)))) is not None
         ]
         touched = {profile for _, _, profile in hits}
         if not touched:
@@ -167,7 +141,7 @@ def check_against_prior(
             continue
         (profile,) = touched
         own = (participant.body.get("person") or {}).get("externalId")
-        others = external_ids.get(profile, frozenset()) - {str(own)} if own else frozenset()
+        others = [e for e in external_ids.get(profile, ()) if e != str(own)] if own else ()
         if others:
             sent = _joined([f"{kind} {mask_identifier(value)}" for kind, value, _ in hits])
             detail = (

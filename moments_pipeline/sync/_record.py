@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from ._batching import mask_identifier
-from ._identity_check import RefusedParticipant, mask_anchor
+from moments_pipeline.identity import mask_anchor, mask_identifier
+
+from ._identity_check import RefusedParticipant
 from ._protocols import BatchState, QuarantineRow, StatusRow
 from ._reports import statuses_from_reports, statuses_without_report
 from ._result import RefusedSample, RejectedSample, SyncResult

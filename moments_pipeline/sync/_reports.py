@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from moments_pipeline.identity import rules
+
 from ._columns import BatchMembers
 from ._protocols import BatchMember, OperationReport, ParticipantVerdict, StatusRow
 
@@ -46,7 +48,7 @@ def _rank(verdict: ParticipantVerdict) -> int:
 def _key(kind: str, identifier: str) -> tuple[str, str]:
     # A member's kind may be "<TYPE>:<sender>"; a report names the bare type.
     identify_type = kind.split(":", 1)[0]
-    return (identify_type, identifier.casefold() if identify_type == "EMAIL" else identifier)
+    return (identify_type, rules.comparable(identify_type, identifier))
 
 
 def statuses_from_reports(

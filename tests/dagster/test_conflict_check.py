@@ -9,11 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from moments_pipeline.config import parse_audience
 from moments_pipeline.dagster import _report
+from moments_pipeline.identity import mask_identifier
 from moments_pipeline.sync import SqlLedgerStore
-from moments_pipeline.warehouse import DuckDBWarehouse
+from moments_pipeline.warehouse import DuckDBWarehouse, PostgresWarehouse, Warehouse
 
 AUDIENCE = parse_audience(
     {
@@ -26,9 +28,13 @@ AUDIENCE = parse_audience(
 )
 
 
-def _ledger_with(tmp_path: Path, members: list[tuple[str, str, str, str, str]]) -> SqlLedgerStore:
+def _ledger_with(
+    tmp_path: Path,
+    members: list[tuple[str, str, str, str, str]],
+    warehouse: Warehouse | None = None,
+) -> SqlLedgerStore:
     """A ledger whose sent batches hold ``(batch, audience, person_key, email, anchor)``."""
-    ledger = SqlLedgerStore(DuckDBWarehouse(tmp_path / "ledger.duckdb"))
+    ledger = SqlLedgerStore(warehouse or DuckDBWarehouse(tmp_path / "ledger.duckdb"))
     ledger.ensure_schema()
     tables, wh = ledger.table_names(), ledger.warehouse
     for batch, audience in sorted({(m[0], m[1]) for m in members}):
@@ -76,3 +82,28 @@ def test_one_profile_reached_from_two_audiences_passes(tmp_path: Path) -> None:
         ],
     )
     assert _conflicts(ledger) == []
+
+
+@pytest.mark.parametrize("database", ["duckdb", "postgres"])
+def test_two_spellings_of_one_email_are_one_identifier(
+    tmp_path: Path, database: str, request: pytest.FixtureRequest
+) -> None:
+    # Infobip matches e-mails case-insensitively: the rules' comparable form, in SQL and Python.
+    warehouse: Warehouse | None = None
+    if database == "postgres":
+        warehouse = PostgresWarehouse(request.getfixturevalue("postgres_dsn"))
+        request.addfinalizer(warehouse.close)
+    ledger = _ledger_with(
+        tmp_path,
+        [
+            ("b1", "loyalty", "EXTERNAL_ID:C1", "Ann@Example.com", "EXTERNAL_ID:C1"),
+            ("b2", "newsletter", "EMAIL:ann@example.com", "ann@example.com", "EXTERNAL_ID:C2"),
+            ("b3", "vip", "EXTERNAL_ID:C3", "BO@example.com", "EXTERNAL_ID:C3"),
+            ("b4", "vip", "EXTERNAL_ID:C4", "bo@Example.com", "EXTERNAL_ID:C4"),
+        ],
+        warehouse,
+    )
+    assert _conflicts(ledger) == [
+        ("EMAIL", mask_identifier("ann@example.com")),
+        ("EMAIL", mask_identifier("bo@example.com")),
+    ]

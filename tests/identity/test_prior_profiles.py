@@ -98,8 +98,8 @@ def test_email_and_phone_sent_for_two_people_is_quarantined_with_masked_anchors(
     assert reasons(second) == dict.fromkeys("cd", "WOULD_MERGE_PRIOR_PROFILES")
     assert second.participants.empty
     detail = second.quarantine["detail"].iloc[0]
-    assert "EMAIL an*****om (profile EXTERNAL_ID:10*01)" in detail
-    assert "PHONE 41*******27 (profile EXTERNAL_ID:20*02)" in detail
+    assert "EMAIL an***@x***.com (profile EXTERNAL_ID:1***1)" in detail
+    assert "PHONE 41*******27 (profile EXTERNAL_ID:2***2)" in detail
     assert "ana@x.com" not in detail and "41793026727" not in detail
     assert "10001" not in detail and "20002" not in detail
 
