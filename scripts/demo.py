@@ -74,6 +74,12 @@ def run_audience(job: Any, instance: Any, name: str, base_url: str) -> tuple[boo
     held = report.get("moments/held", 0) + report.get("moments/pending", 0)
     participants = int(prepared.get("moments/participants", 0))
     rows_kept = int(source.get("moments/rows", 0)) - int(quarantine.get("moments/quarantined", 0))
+    # Identifiers refused in normalization, by reason (each is in the dropped-values table).
+    dropped = {
+        k.rsplit("/", 1)[-1]: v
+        for k, v in prepared.items()
+        if k.startswith("moments/dropped/") and v
+    }
     lines = [
         f"{name}  (flow {campaign}, {elapsed:.1f} s)",
         f"  rows read        {source.get('moments/rows', '?')}",
@@ -81,6 +87,7 @@ def run_audience(job: Any, instance: Any, name: str, base_url: str) -> tuple[boo
         f"{rows_kept - participants} duplicate rows of the same people folded in)",
         f"  quarantined      {quarantine.get('moments/quarantined', '?')}  "
         f"({_fmt(quarantine.get('moments/quarantined_by_reason', {}))})",
+        f"  dropped values   {prepared.get('moments/dropped', 0)}  ({_fmt(dropped)})",
         f"  refused at send  {sync.get('moments/refused_at_sync', 0)}  "
         f"({_fmt(sync.get('moments/refused_at_sync_by_reason', {}))})",
         f"  sent             {sent} in {sync.get('moments/sent_requests', '?')} request(s)",
@@ -95,7 +102,15 @@ def run_audience(job: Any, instance: Any, name: str, base_url: str) -> tuple[boo
         f"  checks           {len(checks) - len(failed_checks)}/{len(checks)} passed"
         + (f"  FAILED: {', '.join(failed_checks)}" if failed_checks else ""),
     ]
-    ok = result.success and not failed_checks and merges == 0 and held == 0 and len(checks) == 4
+    # Every check the audience declares must have been evaluated, not just the ones that ran.
+    expected_checks = len(job.asset_layer.asset_graph.get_check_keys_for_assets(set(keys)))
+    ok = (
+        result.success
+        and not failed_checks
+        and merges == 0
+        and held == 0
+        and len(checks) == expected_checks
+    )
     if not result.success:
         lines.append("  RUN FAILED: see the step errors above")
     return ok, lines

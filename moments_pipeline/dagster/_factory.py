@@ -4,7 +4,8 @@ Each asset body is glue: it opens the resources, calls the plain library (wareho
 sync), and turns the answer into metadata and check results (``_report``). Ops per audience:
 
 - ``<audience>__source``: snapshots the source rows into a warehouse table;
-- ``<audience>__prepare``: identity preparation, writing the participants and quarantine tables;
+- ``<audience>__prepare``: identity preparation, writing the participants, quarantine and
+  dropped-values tables, with the row accounting check on what they record;
 - ``<audience>__sync``: the exactly-once send and the final statuses (flow_sync, flow_report and
   the asset checks), or with run config ``dry_run: true`` a preview that calls nothing.
 """
@@ -20,8 +21,8 @@ from dagster import AssetExecutionContext
 from pydantic import Field
 
 from moments_pipeline.config import AudienceConfig
+from moments_pipeline.dagster import _accounting, _report, _tables
 from moments_pipeline.dagster import _metadata as md
-from moments_pipeline.dagster import _report
 from moments_pipeline.dagster._resources import MomentsResource, WarehouseResource
 from moments_pipeline.dagster._specs import AudienceSpecs, build_audience_specs
 from moments_pipeline.identity import prepare_audience, to_flow_participants
@@ -34,8 +35,10 @@ from moments_pipeline.sync import (
     SyncResult,
     ledger_callback_handler,
     prior_identities_frame,
+    read_audience_source,
+    source_problems,
 )
-from moments_pipeline.warehouse import Warehouse
+from moments_pipeline.warehouse import UnsafeQueryError, Warehouse, WarehouseError
 
 #: Partition key the engine records for unpartitioned audiences.
 UNPARTITIONED = ""
@@ -79,28 +82,33 @@ def build_audience_assets(audience: AudienceConfig) -> list[dg.AssetsDefinition]
 
 
 def _read_source(warehouse: Warehouse, audience: AudienceConfig) -> pd.DataFrame:
-    source = audience.source
-    if source.table is not None:
-        frame = warehouse.read_table(source.table)
-    else:
-        frame = warehouse.read_query(source.query or "")
-    missing = [c for c in audience.source_columns() if c not in frame.columns]
-    if missing:
+    # Every problem at once and before any row is read: a typo'd column, a refused query.
+    problems = source_problems(warehouse, audience)
+    if problems:
         raise dg.Failure(
-            description=f"audience {audience.name!r}: the source has no column(s) {missing} "
-            f"(it has {list(frame.columns)})"
+            description=f"audience {audience.name!r}: the source cannot be read:\n"
+            + "\n".join(f"- {p}" for p in problems),
+            metadata={md.key("source_problems"): dg.MetadataValue.json(problems)},
         )
-    return frame
+    try:
+        return read_audience_source(warehouse, audience)
+    except (UnsafeQueryError, WarehouseError) as exc:
+        raise dg.Failure(description=f"audience {audience.name!r}: {exc}") from None
 
 
 def _source_asset(specs: AudienceSpecs) -> dg.AssetsDefinition:
     audience, tables = specs.audience, specs.tables
+    connection = audience.source.connection
 
     @dg.multi_asset(name=specs.op_name("source"), specs=[specs.source])
     def _source(context: AssetExecutionContext, warehouse: WarehouseResource) -> Iterator[Any]:
-        with warehouse.open() as wh:
-            frame = _read_source(wh, audience)
-            wh.write_frame(tables.source_snapshot, frame, mode="replace")
+        # Read through the connection the audience names; the snapshot goes to the ledger's
+        # warehouse, where the next steps read it.
+        with warehouse.open() as wh, warehouse.open_source(connection, wh) as source:
+            frame = _read_source(source, audience)
+            # Through the tables module: a source on another backend may hold text the ledger's
+            # warehouse cannot store as is (NUL in PostgreSQL TEXT).
+            _tables.write_table(wh, tables.source_snapshot, frame, json_columns=())
         yield dg.MaterializeResult(
             asset_key=specs.source.key,
             metadata={
@@ -108,6 +116,8 @@ def _source_asset(specs: AudienceSpecs) -> dg.AssetsDefinition:
                 "dagster/column_schema": _report.table_schema(frame),
                 md.key("rows"): len(frame),
                 md.key("warehouse"): warehouse.redacted_url,
+                md.key("source_connection"): connection,
+                md.key("source_warehouse"): warehouse.redacted_source_url(connection),
                 md.key("snapshot_table"): tables.source_snapshot,
             },
         )
@@ -118,7 +128,11 @@ def _source_asset(specs: AudienceSpecs) -> dg.AssetsDefinition:
 def _prepare_asset(specs: AudienceSpecs) -> dg.AssetsDefinition:
     audience, tables = specs.audience, specs.tables
 
-    @dg.multi_asset(name=specs.op_name("prepare"), specs=[specs.participants, specs.quarantine])
+    @dg.multi_asset(
+        name=specs.op_name("prepare"),
+        specs=[specs.participants, specs.quarantine],
+        check_specs=list(specs.prepare_checks),
+    )
     def _prepare(context: AssetExecutionContext, warehouse: WarehouseResource) -> Iterator[Any]:
         with warehouse.open() as wh:
             frame = wh.read_table(tables.source_snapshot)
@@ -127,11 +141,34 @@ def _prepare_asset(specs: AudienceSpecs) -> dg.AssetsDefinition:
             prior = prior_identities_frame(ledger)
             prepared = prepare_audience(frame, audience, prior_identities=prior)
             bodies = to_flow_participants(prepared.participants, audience)
-            _report.write_table(wh, tables.participants, _report.with_bodies(prepared, bodies))
-            _report.write_table(wh, tables.quarantine, prepared.quarantine)
+            _tables.write_table(
+                wh,
+                tables.participants,
+                _report.with_bodies(prepared, bodies),
+                json_columns=_tables.PARTICIPANTS_JSON_COLUMNS,
+            )
+            _tables.write_table(
+                wh,
+                tables.quarantine,
+                prepared.quarantine,
+                json_columns=_tables.QUARANTINE_JSON_COLUMNS,
+            )
+            _tables.write_table(
+                wh,
+                tables.dropped_values,
+                prepared.dropped_values,
+                json_columns=_tables.DROPPED_VALUES_JSON_COLUMNS,
+            )
+            # The accounting is checked on what the tables now hold, not on what was meant.
+            recorded = _accounting.RecordedRows.collect(wh, specs)
         yield dg.MaterializeResult(
             asset_key=specs.participants.key,
-            metadata=_report.participants_metadata(len(frame), prepared.participants),
+            metadata={
+                **_report.participants_metadata(len(frame), prepared.participants),
+                **_accounting.accounting_metadata(recorded, tables.dropped_values),
+                md.key("dropped_sample"): _accounting.dropped_sample(prepared.dropped_values),
+            },
+            check_results=[_accounting.accounting_check(specs, recorded)],
         )
         yield dg.MaterializeResult(
             asset_key=specs.quarantine.key,
@@ -159,8 +196,12 @@ def _sync_asset(specs: AudienceSpecs) -> dg.AssetsDefinition:
         moments: MomentsResource,
     ) -> Iterator[Any]:
         with warehouse.open() as wh:
-            participants = _report.read_table(wh, tables.participants)
-            quarantine = _report.read_table(wh, tables.quarantine)
+            participants = _tables.read_table(
+                wh, tables.participants, json_columns=_tables.PARTICIPANTS_JSON_COLUMNS
+            )
+            quarantine = _tables.read_table(
+                wh, tables.quarantine, json_columns=_tables.QUARANTINE_JSON_COLUMNS
+            )
             to_send = _report.sync_participants(participants)
             ledger = SqlLedgerStore(wh)
             ledger.ensure_schema()

@@ -8,7 +8,6 @@ whose body may have left), not from what the run meant to send.
 
 from __future__ import annotations
 
-import json
 import math
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
@@ -16,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import dagster as dg
-import numpy as np
 import orjson
 import pandas as pd
 
@@ -29,7 +27,8 @@ from moments_pipeline.dagster._specs import (
     CHECK_REJECTION_RATE,
     AudienceSpecs,
 )
-from moments_pipeline.identity import PreparedAudience
+from moments_pipeline.dagster._tables import is_listlike, printable
+from moments_pipeline.identity import PreparedAudience, rules
 from moments_pipeline.sync import (
     BatchState,
     LedgerStore,
@@ -39,7 +38,6 @@ from moments_pipeline.sync import (
     SyncParticipant,
     SyncResult,
 )
-from moments_pipeline.warehouse import Warehouse
 
 #: Batch states whose body may have left: what Infobip may have seen.
 _MAY_HAVE_LEFT = frozenset(
@@ -54,10 +52,6 @@ def table_schema(frame: pd.DataFrame) -> dg.TableSchema:
     return dg.TableSchema(
         columns=[dg.TableColumn(name=str(c), type=str(t)) for c, t in frame.dtypes.items()]
     )
-
-
-def _is_listlike(value: object) -> bool:
-    return isinstance(value, (list, tuple, np.ndarray))
 
 
 #: Column of the participants table holding the exact FlowParticipant JSON that is sent.
@@ -100,35 +94,6 @@ def sync_participants(participants: pd.DataFrame) -> list[SyncParticipant]:
     ]
 
 
-def write_table(warehouse: Warehouse, table: str, frame: pd.DataFrame) -> None:
-    """Replace ``table`` with ``frame``; list cells are stored as JSON text on every backend.
-
-    JSON text keeps the tables readable by any SQL client and identical across DuckDB and
-    PostgreSQL; ``read_table`` turns it back into lists.
-    """
-    out = frame.copy()
-    for column in out.columns:
-        values = out[column]
-        if values.dtype == object and values.map(_is_listlike).any():
-            out[column] = values.map(
-                lambda v: json.dumps(list(v), default=str) if _is_listlike(v) else None
-            )
-    warehouse.write_frame(table, out, mode="replace")
-
-
-def read_table(warehouse: Warehouse, table: str) -> pd.DataFrame:
-    """Read a table written by ``write_table``, decoding JSON-list text cells back to lists."""
-    frame = warehouse.read_table(table)
-    for column in frame.columns:
-        values = frame[column]
-        if not (values.dtype == object or isinstance(values.dtype, pd.StringDtype)):
-            continue
-        sample = values.dropna()
-        if len(sample) and sample.map(lambda v: isinstance(v, str) and v.startswith("[")).all():
-            frame[column] = values.map(lambda v: json.loads(v) if isinstance(v, str) else [])
-    return frame
-
-
 def quarantine_rows(audience: str, partition: str, frame: pd.DataFrame) -> list[QuarantineRow]:
     """The quarantine frame as the engine's ``QuarantineRow`` records."""
     return [
@@ -146,12 +111,17 @@ def quarantine_rows(audience: str, partition: str, frame: pd.DataFrame) -> list[
 
 
 def _masked_records(frame: pd.DataFrame, limit: int) -> list[dict[str, Any]]:
-    """Up to ``limit`` rows with every column but the row id, reason and detail masked."""
+    """Up to ``limit`` rows with every column but the row id, reason and detail masked.
+
+    Control characters become U+FFFD (``printable``): a sample is for reading.
+    """
     rows = []
     for record in frame.head(limit).to_dict(orient="records"):
         rows.append(
             {
-                k: v if k in _QUARANTINE_SHOWN else md.mask_identifier(v) if _present(v) else ""
+                k: printable(v if k in _QUARANTINE_SHOWN else md.mask_identifier(v))
+                if _present(v)
+                else ""
                 for k, v in record.items()
             }
         )
@@ -159,7 +129,7 @@ def _masked_records(frame: pd.DataFrame, limit: int) -> list[dict[str, Any]]:
 
 
 def _present(value: object) -> bool:
-    if value is None or _is_listlike(value):
+    if value is None or is_listlike(value):
         return value is not None
     return not pd.isna(value)
 
@@ -325,15 +295,16 @@ class SentEvidence:
         left = [b.batch_id for b in batches if b.state in _MAY_HAVE_LEFT]
         owners: dict[tuple[str, str], set[str]] = defaultdict(set)
         sent: set[str] = set()
+        comparable = rules.comparable  # the form Infobip matches identifiers in
         for member in ledger.batch_members(left) if left else []:
-            ident = member.identifier.casefold() if member.kind == "EMAIL" else member.identifier
+            ident = comparable(member.kind, member.identifier)
             owners[(member.kind, ident)].add(member.person_key)
             sent.add(member.person_key)
         sent_rows: set[str] = set()
         if "source_rows" in participants.columns:
             mask = participants["person_key"].astype(str).isin(sent)
             for rows in participants.loc[mask, "source_rows"]:
-                sent_rows.update(str(r) for r in (rows if _is_listlike(rows) else [rows]))
+                sent_rows.update(str(r) for r in (rows if is_listlike(rows) else [rows]))
         quarantined = {str(r) for r in quarantine.get("row_id", [])}
         return cls(
             owners={k: frozenset(v) for k, v in owners.items()},
@@ -360,17 +331,19 @@ class SentEvidence:
 def _account_conflicts(ledger: LedgerStore) -> list[tuple[str, str]]:
     """Identifiers the whole ledger records under two or more profile anchors (masked).
 
-    Aggregated in SQL: the ledger may hold millions of identifiers.
+    Aggregated in SQL (the ledger may hold millions of identifiers), in the rules' comparable
+    form so that two spellings of one e-mail address count as one identifier.
     """
     if not isinstance(ledger, SqlLedgerStore):
         return []
     tables = ledger.table_names()
     states = ", ".join("?" for _ in _MAY_HAVE_LEFT)
     anchor = "COALESCE(m.profile_anchor, m.person_key)"
+    ident = rules.comparable_sql("m.kind", "m.identifier")
     rows = ledger.warehouse.fetch_all(
-        f"SELECT m.kind, m.identifier FROM {tables['batch_members']} m "  # noqa: S608
+        f"SELECT m.kind, {ident} FROM {tables['batch_members']} m "  # noqa: S608
         f"JOIN {tables['outbox']} o ON o.batch_id = m.batch_id WHERE o.state IN ({states}) "
-        f"GROUP BY m.kind, m.identifier HAVING COUNT(DISTINCT {anchor}) > 1 "
+        f"GROUP BY 1, 2 HAVING COUNT(DISTINCT {anchor}) > 1 "
         "ORDER BY 1, 2 LIMIT 1000",
         [state.value for state in sorted(_MAY_HAVE_LEFT, key=str)],
     )

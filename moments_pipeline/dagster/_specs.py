@@ -3,8 +3,8 @@
 Like the translators of dagster-dlt and dagster-sling, this module decides names, keys, groups,
 kinds and descriptions and nothing else: no I/O, no resources, no execution. Every audience
 becomes five assets in a group named after it, keyed ``<audience>/<step>``, plus asset checks
-on its flow report. The table names the assets write to are derived here too, so the keys, the
-UI and the warehouse agree.
+on its flow report and the row accounting check on its participants. The table names the
+assets write to are derived here too, so the keys, the UI and the warehouse agree.
 """
 
 from __future__ import annotations
@@ -28,15 +28,21 @@ CHECK_REJECTION_RATE = "rejection_rate_within_threshold"
 CHECK_NOTHING_PENDING = "nothing_left_pending"
 CHECK_NO_CONFLICT_SENT = "no_conflicting_identifier_sent"
 CHECK_NO_QUARANTINE_LEAK = "no_quarantined_row_sent"
+CHECK_ROWS_ACCOUNTED = "every_row_accounted_for"
 
 
 @dataclass(frozen=True, slots=True)
 class AudienceTables:
-    """Warehouse tables the assets of one audience write (the engine owns the ledger's own)."""
+    """Warehouse tables the assets of one audience write (the engine owns the ledger's own).
+
+    ``dropped_values`` (``<audience>__dropped``): one row per identifier value left out by
+    preparation: ``row_id``, ``column_name``, ``value_masked``, ``reason``, ``detail``.
+    """
 
     source_snapshot: str
     participants: str
     quarantine: str
+    dropped_values: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +58,7 @@ class AudienceSpecs:
         flow_report: Final per-participant statuses.
         checks: Asset checks evaluated with the flow report.
         tables: Warehouse tables written by the assets.
+        prepare_checks: Asset checks evaluated by the prepare step (on the participants).
     """
 
     audience: AudienceConfig
@@ -62,6 +69,7 @@ class AudienceSpecs:
     flow_report: dg.AssetSpec
     checks: tuple[dg.AssetCheckSpec, ...]
     tables: AudienceTables
+    prepare_checks: tuple[dg.AssetCheckSpec, ...] = ()
 
     @property
     def assets(self) -> tuple[dg.AssetSpec, ...]:
@@ -84,6 +92,7 @@ def audience_tables(audience_name: str) -> AudienceTables:
         source_snapshot=f"{audience_name}__source_snapshot",
         participants=f"{audience_name}__participants",
         quarantine=f"{audience_name}__quarantine",
+        dropped_values=f"{audience_name}__dropped",
     )
 
 
@@ -180,6 +189,14 @@ def build_audience_specs(audience: AudienceConfig) -> AudienceSpecs:
             description="No quarantined input row is among the rows of sent participants.",
         ),
     )
+    prepare_checks = (
+        dg.AssetCheckSpec(
+            CHECK_ROWS_ACCOUNTED,
+            asset=key[PARTICIPANTS],
+            description="Every source row is in exactly one participant or in quarantine, as "
+            "recorded in the participants and quarantine tables.",
+        ),
+    )
     return AudienceSpecs(
         audience=audience,
         source=source,
@@ -189,4 +206,5 @@ def build_audience_specs(audience: AudienceConfig) -> AudienceSpecs:
         flow_report=flow_report,
         checks=checks,
         tables=tables,
+        prepare_checks=prepare_checks,
     )

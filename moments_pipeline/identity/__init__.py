@@ -5,6 +5,7 @@ participant or in quarantine with a reason; an invalid secondary contact (an ext
 phone) is dropped from the participant and recorded in ``PreparedAudience.dropped_values``.
 """
 
+from moments_pipeline.identity import _rules as rules
 from moments_pipeline.identity._emails import Normalized, normalize_emails
 from moments_pipeline.identity._flow_payload import to_flow_participants
 from moments_pipeline.identity._mask import mask_anchor, mask_identifier
@@ -31,5 +32,6 @@ __all__ = [
     "normalize_phones",
     "participant_identities",
     "prepare_audience",
+    "rules",
     "to_flow_participants",
 ]

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import numpy as np
 import pandas as pd
 from email_validator import EmailNotValidError, validate_email
 
-from moments_pipeline.identity._text import STRING_DTYPE, as_text
+from moments_pipeline.identity._reasons import DroppedValueReason
+from moments_pipeline.identity._text import STRING_DTYPE, read_text
 
 MAX_EMAIL_LENGTH = 255
 
@@ -33,13 +35,37 @@ class Normalized(NamedTuple):
     Attributes:
         values: Normalized values, NA where missing or invalid.
         invalid: True where a non-empty raw value was rejected.
+        reason: ``DroppedValueReason`` value per rejected value (None elsewhere); None when
+            the producer gives no reasons.
+        detail: Optional specific detail per rejected value (None: the reason's default).
     """
 
     values: pd.Series
     invalid: pd.Series
+    reason: np.ndarray | None = None
+    detail: np.ndarray | None = None
+
+
+def reasons_for(
+    invalid: pd.Series, default: DroppedValueReason, **masks: tuple[np.ndarray, str]
+) -> np.ndarray:
+    """Reason per rejected value: ``default``, overridden by each (mask, reason) in order."""
+    bad = invalid.to_numpy(dtype=bool)
+    reason = np.full(len(bad), None, dtype=object)
+    reason[bad] = default.value
+    for mask, code in masks.values():
+        reason[bad & mask] = code
+    return reason
+
+
+#: U+FFFD stands for text that could not be read (or a NUL a backend could not store): never
+#: part of a real address, and it would let one backend send what another refuses.
+_UNREADABLE_CHARS = ("\ufffd", "\x00")
 
 
 def _library_email(value: str) -> str | None:
+    if any(c in value for c in _UNREADABLE_CHARS):
+        return None
     try:
         result = validate_email(value, check_deliverability=False)
     except EmailNotValidError:
@@ -68,8 +94,10 @@ def normalize_emails(raw: pd.Series) -> Normalized:
     Returns:
         Lower-cased valid addresses and the mask of rejected non-empty values.
     """
-    text = as_text(raw)
-    present = text.notna()
+    read = read_text(raw)
+    text = read.values
+    unreadable = pd.notna(read.unreadable)
+    present = text.notna() | unreadable
     lowered = text.str.lower()
     too_long = (lowered.str.len() > MAX_EMAIL_LENGTH).fillna(False).astype(bool)
     lowered = lowered.mask(too_long, pd.NA)
@@ -83,4 +111,11 @@ def normalize_emails(raw: pd.Series) -> Normalized:
         distinct = pd.unique(lowered[slow].to_numpy())
         checked = {v: _library_email(v) for v in distinct}
         values[slow] = lowered[slow].map(checked).astype(STRING_DTYPE)
-    return Normalized(values, present & values.isna())
+    invalid = present & values.isna()
+    reason = reasons_for(
+        invalid,
+        DroppedValueReason.INVALID_EMAIL,
+        long=(too_long.to_numpy(), DroppedValueReason.VALUE_TOO_LONG.value),
+        unreadable=(unreadable, DroppedValueReason.UNREADABLE_VALUE.value),
+    )
+    return Normalized(values, invalid, reason, read.unreadable)

@@ -7,6 +7,7 @@ sent as null; dates are ISO strings (``birthDate`` as ``YYYY-MM-DD``).
 
 from __future__ import annotations
 
+import decimal
 import math
 from typing import Any
 
@@ -26,6 +27,9 @@ def _json_column(series: pd.Series, *, date_only: bool = False) -> list[Any]:
     for v in values:
         if v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and math.isnan(v)):
             out.append(None)
+        elif isinstance(v, decimal.Decimal):
+            # NUMERIC/DECIMAL attributes: JSON numbers (exact when whole); NaN is no value.
+            out.append(None if not v.is_finite() else int(v) if v == v.to_integral() else float(v))
         elif hasattr(v, "isoformat"):
             out.append(v.strftime("%Y-%m-%d") if date_only else v.isoformat())
         elif hasattr(v, "item"):

@@ -1,80 +1,32 @@
 """``prepare_audience``: normalized rows -> one participant per person, or quarantine.
 
-Steps: normalize identifiers; link rows sharing any identifier (connected components); a
+Steps: read row ids (a missing or shared one quarantines only its rows, ``_row_ids``);
+normalize identifiers; link rows sharing any identifier (connected components); a
 component holding several person keys is a conflict resolved by the audience's policy; the
 identity ledger (``prior_identities``) is read as the account's profiles, and a person whose
 identifiers would merge two of them, or give a profile a second externalId, is quarantined
 (``_prior_profiles``); the remaining rows collapse into one participant per person key.
-Afterwards no identifier belongs to two participants: checked in code, not just tested.
+Afterwards no identifier belongs to two participants: checked in code, not just tested; and
+every row is in one participant or in quarantine (``_accounting``).
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
 from moments_pipeline.config import AudienceConfig, ConflictPolicy
+from moments_pipeline.identity._accounting import PreparedAudience, build_result
 from moments_pipeline.identity._graph import row_components, several_per_group
+from moments_pipeline.identity._mask import mask_identifier
 from moments_pipeline.identity._normalize_frame import EXTERNAL_ID, normalize_frame, use_values
 from moments_pipeline.identity._participants import build_participants
-from moments_pipeline.identity._prior_profiles import (
-    load_prior_profiles,
-    mask_value,
-    resolve_profiles,
-)
-from moments_pipeline.identity._reasons import DroppedValueReason, QuarantineReason
-from moments_pipeline.identity._text import STRING_DTYPE, as_text
+from moments_pipeline.identity._prior_profiles import load_prior_profiles, resolve_profiles
+from moments_pipeline.identity._reasons import DROPPED_DETAILS, DroppedValueReason, QuarantineReason
+from moments_pipeline.identity._row_ids import row_ids as read_row_ids
 
 _DETAIL_LIMIT = 5
-
-
-@dataclass(frozen=True)
-class PreparedAudience:
-    """Result of ``prepare_audience``.
-
-    Attributes:
-        participants: One row per person: ``person_key``, ``profile_anchor`` (the prior
-            profile it updates, else its own person key: what the identity ledger records
-            for its identifiers), ``identify_by_type``,
-            ``identify_by``, ``sender``, ``external_id``, ``emails`` (list), ``phones`` (list),
-            ``source_rows`` (list of row ids), then ``attr:<spec name>``,
-            ``custom:<name>`` and ``var:<name>`` columns.
-        quarantine: One row per quarantined input row: ``row_id``, ``reason``, ``detail``,
-            then the raw identity columns (as text) under their source names.
-        dropped_values: Secondary contacts left out of a sent participant: ``row_id``,
-            ``column``, ``value`` (raw), ``reason`` (``DroppedValueReason``).
-        counts: ``input_rows``, ``participants``, ``participant_rows``, ``quarantined_rows``,
-            ``dropped_values`` and ``quarantined:<REASON>`` per reason.
-    """
-
-    participants: pd.DataFrame
-    quarantine: pd.DataFrame
-    dropped_values: pd.DataFrame
-    counts: dict[str, int] = field(default_factory=dict)
-
-
-def _row_ids(frame: pd.DataFrame, audience: AudienceConfig) -> pd.Series:
-    column = audience.source.row_id_column
-    if column is None:
-        return pd.Series(np.arange(len(frame)).astype(str), dtype=STRING_DTYPE)
-    ids = as_text(frame[column])
-    if ids.isna().any():
-        first = int(np.flatnonzero(ids.isna().to_numpy())[0])
-        raise ValueError(
-            f"audience {audience.name!r}: row id column {column!r} is empty at row {first}"
-        )
-    # Distinct integers are distinct decimal texts: hash the integers, not the strings.
-    raw = frame[column]
-    duplicated = raw.duplicated() if raw.dtype.kind in "iu" else ids.duplicated()
-    if duplicated.any():
-        examples = ids[duplicated].unique()[:3].tolist()
-        raise ValueError(
-            f"audience {audience.name!r}: row id column {column!r} is not unique (e.g. {examples})"
-        )
-    return ids
 
 
 def _rank(values: pd.Series) -> np.ndarray:
@@ -94,7 +46,7 @@ def _describe_shared(
     shared = sel[several[sel["code"].to_numpy()]].drop_duplicates(["comp", "code"])
     # Masked like every identifier the pipeline shows: the detail reaches the quarantine table
     # and orchestrator metadata; the row id is what leads back to the source row.
-    masked = [mask_value(str(v)) for v in use_values(shared, code_values)]
+    masked = [mask_identifier(str(v)) for v in use_values(shared, code_values)]
     text = shared["kind"].astype(str) + " " + pd.Series(masked, index=shared.index)
     return text.groupby(shared["comp"].to_numpy()).agg(
         lambda s: (
@@ -137,7 +89,7 @@ def prepare_audience(
         exactly one participant's ``source_rows`` or in ``quarantine``.
 
     Raises:
-        ValueError: A source column is missing or the row id column is empty or not unique.
+        ValueError: A source column is missing.
         IdentityInvariantError: An identifier would be sent for two participants (a bug).
     """
     missing = [c for c in audience.source_columns() if c not in frame.columns]
@@ -145,11 +97,18 @@ def prepare_audience(
         raise ValueError(f"audience {audience.name!r}: source has no column(s) {missing}")
     frame = frame.reset_index(drop=True)
     n = len(frame)
-    row_ids = _row_ids(frame, audience)
+    ids = read_row_ids(frame, audience)
+    row_ids = ids.ids
     norm = normalize_frame(frame, audience)
     reason = norm.row_reason
-    detail = np.full(n, "", dtype=object)
+    detail = norm.row_detail
+    # A row without its own row id cannot be traced: that reason comes first.
+    untraceable = pd.notna(ids.reason)
+    reason[untraceable] = ids.reason[untraceable]
+    detail[untraceable] = ids.detail[untraceable]
     uses = norm.uses
+    if untraceable.any():
+        uses = uses[~untraceable[uses["row"].to_numpy()]].reset_index(drop=True)
     norm.uses = uses.iloc[:0]  # filtered copies of ``uses`` follow; keep only the live one
     dropped = [norm.dropped]
 
@@ -211,9 +170,12 @@ def prepare_audience(
                 pd.DataFrame(
                     {
                         "row": secondary["row"].to_numpy(),
-                        "column": secondary["column"].astype(str).to_numpy(),
-                        "value": use_values(secondary, norm.code_values),
+                        "column_name": secondary["column"].astype(str).to_numpy(),
+                        "value_masked": [
+                            mask_identifier(v) for v in use_values(secondary, norm.code_values)
+                        ],
                         "reason": DroppedValueReason.SHARED_IDENTIFIER.value,
+                        "detail": DROPPED_DETAILS[DroppedValueReason.SHARED_IDENTIFIER],
                     }
                 )
             )
@@ -254,6 +216,16 @@ def prepare_audience(
         anchor_by_key = resolution.anchor_by_key
 
     alive = pd.isna(reason)
+    # Safety net: a row left without its identifyBy (by any step) is never sent.
+    has_idb = np.zeros(n, dtype=bool)
+    has_idb[uses.loc[uses["is_idb"].to_numpy(), "row"].to_numpy()] = True
+    if (alive & ~has_idb).any():
+        quarantine(
+            alive & ~has_idb,
+            QuarantineReason.NO_USABLE_IDENTIFIER,
+            "no identifyBy left after conflict resolution",
+        )
+        alive = pd.isna(reason)
     recency = audience.conflicts.recency_column
     rank = _rank(frame[recency]) if recency else np.zeros(n)
     participants, unsendable = build_participants(
@@ -268,7 +240,7 @@ def prepare_audience(
     keys = participants["person_key"]
     anchors = keys.map(anchor_by_key).fillna(keys) if anchor_by_key else keys.copy()
     participants.insert(1, "profile_anchor", anchors)
-    return _result(frame, audience, row_ids, participants, reason, detail, dropped)
+    return build_result(frame, audience, row_ids, participants, reason, detail, dropped)
 
 
 def _person_codes(uses: pd.DataFrame, n: int) -> np.ndarray:
@@ -298,54 +270,3 @@ def _shared_uses(uses: pd.DataFrame, pk_code: np.ndarray) -> np.ndarray:
     codes = uses["code"].to_numpy()
     several = several_per_group(codes, pk_code[uses["row"].to_numpy()])
     return several[codes]
-
-
-def _result(
-    frame: pd.DataFrame,
-    audience: AudienceConfig,
-    row_ids: pd.Series,
-    participants: pd.DataFrame,
-    reason: np.ndarray,
-    detail: np.ndarray,
-    dropped: list[pd.DataFrame],
-) -> PreparedAudience:
-    quarantined = np.flatnonzero(pd.notna(reason))
-    identity = audience.identity
-    raw_columns = [
-        c
-        for c in dict.fromkeys(
-            [identity.identify_by.column, identity.external_id, *identity.emails, *identity.phones]
-        )
-        if c
-    ]
-    quarantine = pd.DataFrame(
-        {
-            "row_id": row_ids.iloc[quarantined].to_numpy(),
-            "reason": reason[quarantined].astype(str),
-            "detail": detail[quarantined].astype(str),
-        }
-    )
-    for c in raw_columns:
-        quarantine[c] = as_text(frame[c].iloc[quarantined]).to_numpy()
-    dropped_frame = pd.concat([d for d in dropped if len(d)] or [dropped[0]], ignore_index=True)
-    dropped_frame = dropped_frame[~np.isin(dropped_frame["row"].to_numpy(), quarantined)]
-    dropped_values = pd.DataFrame(
-        {
-            "row_id": row_ids.iloc[dropped_frame["row"].to_numpy(dtype=np.int64)].to_numpy(),
-            "column": dropped_frame["column"].astype(str).to_numpy(),
-            "value": dropped_frame["value"].to_numpy(),
-            "reason": dropped_frame["reason"].astype(str).to_numpy(),
-        }
-    )
-    counts = {
-        "input_rows": len(frame),
-        "participants": len(participants),
-        "participant_rows": sum(map(len, participants["source_rows"].tolist())),
-        "quarantined_rows": len(quarantine),
-        "dropped_values": len(dropped_values),
-    }
-    for code, count in quarantine["reason"].value_counts().items():
-        counts[f"quarantined:{code}"] = int(count)
-    if counts["participant_rows"] + counts["quarantined_rows"] != counts["input_rows"]:
-        raise AssertionError("identity preparation lost or duplicated input rows")
-    return PreparedAudience(participants, quarantine, dropped_values, counts)

@@ -54,6 +54,7 @@ from ._protocols import (
 )
 from ._reports import IN_FLOW_REASON
 from ._result import HeldBatch, RefusedSample, RejectedSample, SyncResult
+from ._source import read_audience_source, source_field_paths, source_problems
 
 __all__ = [
     "CLAIMED_BY_ANOTHER_RUN",
@@ -100,5 +101,8 @@ __all__ = [
     "plan_batches",
     "prior_identities_frame",
     "quarantine_from_prepared",
+    "read_audience_source",
     "report_from_model",
+    "source_field_paths",
+    "source_problems",
 ]

@@ -7,7 +7,7 @@ from typing import Any
 
 import dagster as dg
 
-from moments_pipeline.dagster import _report
+from moments_pipeline.dagster import _tables
 from moments_pipeline.sync import SqlLedgerStore, prior_identities_frame
 from moments_pipeline.warehouse import connect_warehouse
 from tests.e2e.conftest import API_KEY, SAMPLE_AUDIENCES, Rig
@@ -31,7 +31,7 @@ def test_sample_audiences_end_to_end(sample_rig: Rig) -> None:
     assert result.success
 
     checks = result.get_asset_check_evaluations()
-    assert len(checks) == 4 * len(audiences)
+    assert len(checks) == 5 * len(audiences)  # four on the flow report, one on participants
     assert [c.check_name for c in checks if not c.passed] == []
     assert sample_rig.inspect("merges") == []
 
@@ -75,7 +75,11 @@ def test_sample_audiences_end_to_end(sample_rig: Rig) -> None:
                     f"SELECT person_key FROM {STATUS_TABLE} WHERE audience = ?", [name]
                 )
             }
-            participants = _report.read_table(warehouse, f"{name}__participants")
+            participants = _tables.read_table(
+                warehouse,
+                f"{name}__participants",
+                json_columns=_tables.PARTICIPANTS_JSON_COLUMNS,
+            )
             rows_sent = sum(
                 len(r)
                 for k, r in zip(

@@ -9,6 +9,7 @@ import pytest
 
 from moments_pipeline.identity import library_phone, normalize_emails, normalize_phones
 from moments_pipeline.identity._emails import _library_email, fast_email_mask
+from moments_pipeline.identity._phones import reference_phone
 
 PHONES = [
     ("+41 79 302 67 27", None, "41793026727"),
@@ -19,7 +20,19 @@ PHONES = [
     ("(079) 302.67.27", None, "41793026727"),
     ("41793026727", None, "41793026727"),
     ("2025550143", "US", "12025550143"),
-    ("+1 (212) 555-0100 ext. 7", None, "12125550100"),  # extension is not part of E.164
+    # An extension is refused, not stripped: the rest is a switchboard two people can share.
+    ("+1 (212) 555-0100 ext. 7", None, None),
+    ("+1 212 555 0100 x7", None, None),
+    ("+1 212 555 0100 #7", None, None),
+    # "00" is the international prefix where the national reading is not valid.
+    ("001 212 555 0143", "US", "12125550143"),
+    ("0049 30 901820", "US", "4930901820"),
+    ("0049 30 901820", "DE", "4930901820"),
+    ("0041 79 302 67 27", "US", "41793026727"),
+    # Letters are never digits (phonenumbers would read a vanity number).
+    ("1-800-FLOWERS", "US", None),
+    ("+1 800 FLOWERS", None, None),
+    ("n/a", None, None),
     ("(201) 555-0123", "US", "12015550123"),
     ("07400 123456", "GB", "447400123456"),
     ("+44 7400 123456", "DE", "447400123456"),
@@ -124,15 +137,18 @@ def test_email_fast_path_never_accepts_what_the_library_rejects() -> None:
 def test_phone_normalization_agrees_with_the_library_row_by_row() -> None:
     rng = random.Random(11)
     prefixes = ["+41 79", "079", "0041 79", "+1 201", "+44 7400", "07400", "+49 30", "030", "+7"]
+    prefixes += ["001 201", "0049 30", "1-800-", "+1 212 555 01", "001 (212)"]
+    tails = ["", "", "", " ext 12", "x3", " FLOWERS", " #4"]
     raws = [
         f"{rng.choice(prefixes)} {rng.randint(0, 10 ** rng.randint(4, 9))}".replace(
             " ", rng.choice([" ", "", "-"])
         )
+        + rng.choice(tails)
         for _ in range(3000)
     ]
     regions = [rng.choice(["CH", "US", "GB", "DE", None]) for _ in raws]
     result = normalize_phones(pd.Series(raws), regions=pd.Series(regions), default_region="CH")
-    expected = [library_phone(r, g or "CH") for r, g in zip(raws, regions, strict=True)]
+    expected = [reference_phone(r, g or "CH") for r, g in zip(raws, regions, strict=True)]
     got = [None if pd.isna(v) else v for v in result.values.tolist()]
     assert sum(v is not None for v in expected) > 300
     assert got == expected
@@ -235,3 +251,35 @@ def test_email_values_refused_without_the_library_are_refused_by_it() -> None:
     assert len(skipped) > 100
     assert [v for v in skipped if _library_email(v) is not None] == []
     assert result.values[[v.count("@") != 1 for v in sample]].isna().all()
+
+
+def test_refused_phones_carry_their_reason() -> None:
+    raw = pd.Series(
+        ["1-800-FLOWERS", "n/a", "+41 44 668 18 00 ext 12", "12", "9" * 60, 1e20, None],
+        dtype=object,
+    )
+    result = normalize_phones(raw, default_region="US")
+    assert result.reason is not None
+    assert result.reason.tolist() == [
+        "PHONE_HAS_LETTERS",
+        "PHONE_HAS_LETTERS",
+        "PHONE_HAS_EXTENSION",
+        "INVALID_PHONE",
+        "VALUE_TOO_LONG",
+        "UNREADABLE_VALUE",
+        None,
+    ]
+    assert result.invalid.tolist() == [True] * 6 + [False]
+
+
+def test_refused_emails_carry_their_reason() -> None:
+    raw = pd.Series(["bad@", "x" * 300 + "@example.com", 2.0**60, "ok@example.com", None])
+    result = normalize_emails(raw.astype(object))
+    assert result.reason is not None
+    assert result.reason.tolist() == [
+        "INVALID_EMAIL",
+        "VALUE_TOO_LONG",
+        "UNREADABLE_VALUE",
+        None,
+        None,
+    ]

@@ -184,8 +184,10 @@ def test_drop_shared_identifier_removes_shared_values_and_rechecks() -> None:
     by_key = result.participants.set_index("person_key")
     assert by_key.loc["EXTERNAL_ID:1", "phones"] == ["41793026728"]
     assert by_key.loc["EXTERNAL_ID:3", "emails"] == ["c@x.com"]
-    dropped = set(zip(result.dropped_values["row_id"], result.dropped_values["value"], strict=True))
-    assert dropped == {("a", "41793026727"), ("c", "b@x.com")}
+    dropped_values = result.dropped_values
+    dropped = set(zip(dropped_values["row_id"], dropped_values["value_masked"], strict=True))
+    # Masked; b is quarantined too, but what was dropped from its row is still recorded.
+    assert dropped == {("a", "41*******27"), ("b", "41*******27"), ("c", "b***@x***.com")}
     assert set(result.dropped_values["reason"]) == {"SHARED_IDENTIFIER"}
     accounted(result, 4)
 
@@ -209,10 +211,23 @@ def test_invalid_rows_are_quarantined_and_bad_secondary_values_recorded() -> Non
     }
     p = result.participants.iloc[0]
     assert p["person_key"] == "EMAIL:d@x.com" and pd.isna(p["external_id"])
-    dropped = result.dropped_values.sort_values("column").to_dict("records")
+    dropped = result.dropped_values.sort_values("column_name").to_dict("records")
+    detail = {"email2": "not a valid email address", "phone": "not a valid phone number"}
     assert dropped == [
-        {"row_id": "d", "column": "email2", "value": "bad@", "reason": "INVALID_EMAIL"},
-        {"row_id": "d", "column": "phone", "value": "12", "reason": "INVALID_PHONE"},
+        {
+            "row_id": "d",
+            "column_name": "email2",
+            "value_masked": "ba***@***",  # the raw value stays in the warehouse only
+            "reason": "INVALID_EMAIL",
+            "detail": detail["email2"],
+        },
+        {
+            "row_id": "d",
+            "column_name": "phone",
+            "value_masked": "**",
+            "reason": "INVALID_PHONE",
+            "detail": detail["phone"] + " for its region",
+        },
     ]
     assert result.counts["dropped_values"] == 2
     accounted(result, 5)
@@ -254,8 +269,6 @@ def test_without_row_id_column_rows_are_numbered() -> None:
 
 def test_bad_frames_are_refused_with_a_clear_error() -> None:
     data = frame([{"rid": "a", "email": "a@x.com"}, {"rid": "a", "email": "b@x.com"}])
-    with pytest.raises(ValueError, match="row id column 'rid' is not unique"):
-        prepare_audience(data, audience())
     with pytest.raises(ValueError, match=r"source has no column\(s\) \['phone2'\]"):
         prepare_audience(data.drop(columns="phone2"), audience())
 
