@@ -13,7 +13,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from moments_pipeline.warehouse import check_select_query
+from moments_pipeline.warehouse import check_select_query, pipeline_table_refusal
 
 IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 TABLE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62}){0,2}$")
@@ -51,6 +51,9 @@ def _check_table(value: str) -> str:
             f"{value!r} is not a table name of the form [catalog.]schema.table or table "
             "made of plain identifiers"
         )
+    refusal = pipeline_table_refusal(value)
+    if refusal:
+        raise ValueError(refusal)
     return value
 
 

@@ -22,6 +22,7 @@ from moments_pipeline.warehouse._query_check import (
 from moments_pipeline.warehouse._sql import (
     UnsafeIdentifierError,
     check_identifier,
+    pipeline_table_refusal,
     quote_identifier,
     quote_table,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "check_identifier",
     "check_select_query",
     "connect_warehouse",
+    "pipeline_table_refusal",
     "quote_identifier",
     "quote_table",
     "redact_dsn",

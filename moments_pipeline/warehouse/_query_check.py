@@ -44,6 +44,8 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError
 
+from moments_pipeline.warehouse._sql import pipeline_table_refusal
+
 SqlDialect = Literal["duckdb", "postgres"]
 DIALECTS: tuple[SqlDialect, ...] = ("duckdb", "postgres")
 
@@ -306,6 +308,9 @@ def _function_names(node: exp.Func) -> set[str]:
 
 
 def _check_table_name(node: exp.Table) -> None:
+    refusal = pipeline_table_refusal(str(node.name))
+    if refusal:
+        raise UnsafeQueryError(refusal)
     for part in ("catalog", "db", "this"):
         value = node.args.get(part)
         if isinstance(value, exp.Identifier) and not _PLAIN_NAME.fullmatch(value.name):

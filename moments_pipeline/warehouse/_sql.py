@@ -13,6 +13,31 @@ import re
 _IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 
+#: Tables the pipeline itself writes: the sync ledger (default prefix) and each audience's
+#: snapshot, participants, quarantine and dropped-values tables. An audience's source may not
+#: read them: they hold other audiences' people, and reading them would put those people in
+#: this audience's flow. ``dagster/_specs.audience_tables`` and the ledger's table names are
+#: tested against this rule.
+PIPELINE_TABLE_PREFIXES: tuple[str, ...] = ("moments_sync_",)
+PIPELINE_TABLE_SUFFIXES: tuple[str, ...] = (
+    "__source_snapshot",
+    "__participants",
+    "__quarantine",
+    "__dropped",
+)
+
+
+def pipeline_table_refusal(table: str) -> str | None:
+    """Why ``table`` (any qualification) may not be an audience's source, or None."""
+    name = table.rsplit(".", 1)[-1].lower()
+    if name.startswith(PIPELINE_TABLE_PREFIXES) or name.endswith(PIPELINE_TABLE_SUFFIXES):
+        return (
+            f"table {table!r} is refused: it is one of the pipeline's own tables (ledger or "
+            "an audience's prepared tables), not a source"
+        )
+    return None
+
+
 class UnsafeIdentifierError(ValueError):
     """A table or column name is not a plain SQL identifier."""
 
