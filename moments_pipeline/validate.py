@@ -5,11 +5,11 @@ summary; the exit code is 1 on any problem and 0 when all is good. Nothing is se
 is written: a DuckDB file is opened ``read_only``, a PostgreSQL session is read-only
 (``default_transaction_read_only``), and of a source only its columns are asked.
 
-Constraints: no Dagster import (only ``moments_pipeline/dagster`` may import it), so the
-defaults of ``moments_pipeline.dagster.definitions`` (``MOMENTS_AUDIENCES_DIR``,
-``MOMENTS_WAREHOUSE_URL``, ``MOMENTS_SOURCE_<NAME>_URL``, the demo DuckDB file) are repeated
-here rather than imported. The column check itself is ``moments_pipeline.sync.source_problems``,
-the same one the Dagster source asset runs.
+Constraints: no Dagster import (only ``moments_pipeline/dagster`` may import it). The defaults
+(``MOMENTS_AUDIENCES_DIR``, ``MOMENTS_WAREHOUSE_URL``, ``MOMENTS_SOURCE_<NAME>_URL``, the demo
+DuckDB file) come from ``moments_pipeline.config``, as the Dagster definitions' do; the column
+check itself is ``moments_pipeline.sync.source_problems``, the same one the Dagster source asset
+runs.
 """
 
 from __future__ import annotations
@@ -18,26 +18,18 @@ import argparse
 import os
 from pathlib import Path
 
-import psycopg
-from psycopg import conninfo
-
-from moments_pipeline.config import AudienceConfig, field_lines, read_audiences
-from moments_pipeline.sync import source_problems
-from moments_pipeline.warehouse import (
-    DuckDBWarehouse,
-    PostgresWarehouse,
-    Warehouse,
-    WarehouseError,
-    redact_dsn,
+from moments_pipeline.config import (
+    DEFAULT_AUDIENCES_DIR,
+    DEFAULT_WAREHOUSE_URL,
+    DEMO_WAREHOUSE,
+    LEDGER_CONNECTION,
+    AudienceConfig,
+    field_lines,
+    read_audiences,
+    source_url_env_var,
 )
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_AUDIENCES_DIR = REPO_ROOT / "audiences"
-DEMO_WAREHOUSE = REPO_ROOT / ".demo" / "warehouse.duckdb"
-#: The ``source.connection`` the warehouse URL stands for; others come from
-#: ``MOMENTS_SOURCE_<NAME>_URL``, as in the Dagster definitions.
-LEDGER_CONNECTION = "warehouse"
-_DUCKDB_PREFIX = "duckdb:///"
+from moments_pipeline.sync import source_problems
+from moments_pipeline.warehouse import WarehouseError, connect_warehouse, redact_url
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -97,46 +89,8 @@ def _warehouse_url(args: argparse.Namespace) -> tuple[str | None, str]:
     if url:
         return url, ""
     if DEMO_WAREHOUSE.is_file():
-        return f"{_DUCKDB_PREFIX}{DEMO_WAREHOUSE}", ""
+        return DEFAULT_WAREHOUSE_URL, ""
     return None, "not checked (no --warehouse, no MOMENTS_WAREHOUSE_URL, no demo warehouse)"
-
-
-def _shown(url: str) -> str:
-    # A PostgreSQL URL may carry a password: show it redacted.
-    return url if url.startswith(_DUCKDB_PREFIX) else redact_dsn(url)
-
-
-def open_read_only(url: str) -> Warehouse:
-    """Open the warehouse of ``url`` so that nothing can be written through it.
-
-    Raises:
-        WarehouseError: It cannot be opened (the message never carries a password).
-        ValueError: The URL's scheme is not supported.
-    """
-    if url.startswith(_DUCKDB_PREFIX):
-        path = url[len(_DUCKDB_PREFIX) :]
-        # read_only would refuse these too, less clearly; and never create a file.
-        if path in ("", ":memory:") or not Path(path).is_file():
-            raise WarehouseError(f"DuckDB file {path or '<none>'} does not exist")
-        return DuckDBWarehouse(path, read_only=True)
-    if url.startswith(("postgresql://", "postgres://")) or ("://" not in url and "=" in url):
-        try:
-            options = conninfo.conninfo_to_dict(url).get("options") or ""
-            read_only = f"{options} -c default_transaction_read_only=on".strip()
-            dsn = conninfo.make_conninfo(url, options=read_only)
-        except psycopg.Error:
-            # libpq's parse error may quote the URL, password included: not repeated.
-            raise WarehouseError("the PostgreSQL URL cannot be parsed") from None
-        return PostgresWarehouse(dsn)
-    scheme = url.split(":", 1)[0] if ":" in url else "<none>"
-    raise ValueError(
-        f"unsupported warehouse URL scheme {scheme!r}: use duckdb:/// or postgresql://"
-    )
-
-
-def source_url_env_var(connection: str) -> str:
-    """Where a source connection's URL is read from (as the Dagster definitions read it)."""
-    return f"MOMENTS_SOURCE_{connection.upper()}_URL"
 
 
 def _check_warehouse(
@@ -161,11 +115,11 @@ def _check_warehouse(
                 problems.append((files[name], _located(files[name], problem)))
             continue
         try:
-            warehouse = open_read_only(conn_url)
+            warehouse = connect_warehouse(conn_url, read_only=True)
         except (WarehouseError, ValueError) as exc:
-            problems.append((None, f"{connection}: cannot open {_shown(conn_url)}: {exc}"))
+            problems.append((None, f"{connection}: cannot open {redact_url(conn_url)}: {exc}"))
             continue
-        checked.append(connection if connection != LEDGER_CONNECTION else _shown(url))
+        checked.append(connection if connection != LEDGER_CONNECTION else redact_url(url))
         try:
             for name in names:
                 for problem in source_problems(warehouse, audiences[name]):

@@ -12,8 +12,7 @@ import pandas as pd
 import pytest
 
 from moments_pipeline.cli import main
-from moments_pipeline.validate import open_read_only
-from moments_pipeline.warehouse import DuckDBWarehouse, PostgresWarehouse
+from moments_pipeline.warehouse import DuckDBWarehouse, PostgresWarehouse, connect_warehouse
 
 GOOD = """\
 name: vip
@@ -197,7 +196,7 @@ def test_postgres_is_checked_in_read_only_transactions(
         "(the source has: record_id, email, phone)"
     )
     assert out[1].startswith("1 problem(s) in 1 of 1 audience file(s); warehouse checked: ")
-    warehouse = open_read_only(postgres_dsn)
+    warehouse = connect_warehouse(postgres_dsn, read_only=True)
     try:
         with pytest.raises(Exception, match="read-only transaction"):
             warehouse.execute("CREATE TABLE written (a int)")

@@ -27,8 +27,19 @@ from moments_pipeline.config._models import (
     ReportConfig,
     SourceConfig,
 )
+from moments_pipeline.config._project import (
+    DEFAULT_AUDIENCES_DIR,
+    DEFAULT_WAREHOUSE_URL,
+    DEMO_WAREHOUSE,
+    LEDGER_CONNECTION,
+    source_url_env_var,
+)
 
 __all__ = [
+    "DEFAULT_AUDIENCES_DIR",
+    "DEFAULT_WAREHOUSE_URL",
+    "DEMO_WAREHOUSE",
+    "LEDGER_CONNECTION",
     "PERSON_ATTRIBUTES",
     "AudienceConfig",
     "AudienceFiles",
@@ -48,4 +59,5 @@ __all__ = [
     "load_audiences",
     "parse_audience",
     "read_audiences",
+    "source_url_env_var",
 ]

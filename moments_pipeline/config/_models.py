@@ -13,6 +13,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from moments_pipeline.config._project import LEDGER_CONNECTION
 from moments_pipeline.warehouse import check_select_query, pipeline_table_refusal
 
 IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
@@ -105,7 +106,7 @@ class SourceConfig(_Strict):
         row_id_column: Column that identifies an input row; row positions when absent.
     """
 
-    connection: Column = "warehouse"
+    connection: Column = LEDGER_CONNECTION
     table: TableName | None = None
     query: str | None = Field(default=None, min_length=1)
     row_id_column: Column | None = None

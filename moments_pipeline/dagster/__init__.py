@@ -7,13 +7,10 @@ and a thin asset factory (``build_audience_assets``). ``moments_pipeline.dagster
 holds the project's ``defs`` for ``dagster dev -w workspace.yaml``.
 """
 
+from moments_pipeline.config import DEFAULT_WAREHOUSE_URL
 from moments_pipeline.dagster._factory import SyncRunConfig, build_audience_assets
 from moments_pipeline.dagster._metadata import mask_identifier, mask_participant
-from moments_pipeline.dagster._resources import (
-    DEFAULT_WAREHOUSE_URL,
-    MomentsResource,
-    WarehouseResource,
-)
+from moments_pipeline.dagster._resources import MomentsResource, WarehouseResource
 from moments_pipeline.dagster._specs import (
     CHECK_NO_CONFLICT_SENT,
     CHECK_NO_QUARANTINE_LEAK,

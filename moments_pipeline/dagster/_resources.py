@@ -20,7 +20,7 @@ import dagster as dg
 import httpx
 from pydantic import Field, SecretStr
 
-from moments_pipeline.config import AudienceConfig
+from moments_pipeline.config import DEFAULT_WAREHOUSE_URL, LEDGER_CONNECTION, AudienceConfig
 from moments_pipeline.infobip import (
     CallbackReceiver,
     CallbackServer,
@@ -28,16 +28,7 @@ from moments_pipeline.infobip import (
     MomentsClientConfig,
     RawReport,
 )
-from moments_pipeline.warehouse import (
-    PostgresWarehouse,
-    Warehouse,
-    connect_warehouse,
-    redact_dsn,
-)
-
-DEFAULT_WAREHOUSE_URL = "duckdb:///.demo/warehouse.duckdb"
-#: The ``source.connection`` that means the ledger's own warehouse.
-LEDGER_CONNECTION = "warehouse"
+from moments_pipeline.warehouse import Warehouse, connect_warehouse, redact_url
 
 
 class MomentsResource(dg.ConfigurableResource):
@@ -177,27 +168,15 @@ class WarehouseResource(dg.ConfigurableResource):
         return {a.name: a.source.connection for a in audiences if a.source.connection not in known}
 
     def _connect(self, url: str) -> Warehouse:
-        if _is_conninfo(url):
-            return PostgresWarehouse(url, source_timeout_s=self.source_timeout_s)
         return connect_warehouse(url, source_timeout_s=self.source_timeout_s)
 
     @property
     def redacted_url(self) -> str:
         """The URL with any password replaced, safe for logs and metadata."""
-        return _redact(self.url)
+        return redact_url(self.url)
 
     def redacted_source_url(self, connection: str) -> str:
         """The URL of a source connection with any password replaced."""
         if connection == LEDGER_CONNECTION:
             return self.redacted_url
-        return _redact(self.sources[connection])
-
-
-def _redact(url: str) -> str:
-    is_postgres = url.startswith("postgres") or _is_conninfo(url)
-    return redact_dsn(url) if is_postgres else url
-
-
-def _is_conninfo(url: str) -> bool:
-    """Whether ``url`` is a libpq ``key=value`` DSN (``host=... dbname=...``) rather than a URL."""
-    return "://" not in url and "=" in url
+        return redact_url(self.sources[connection])

@@ -26,23 +26,19 @@ from pathlib import Path
 import dagster as dg
 
 from moments_pipeline.config import (
+    DEFAULT_AUDIENCES_DIR,
+    DEFAULT_WAREHOUSE_URL,
+    LEDGER_CONNECTION,
     AudienceConfig,
     ConfigError,
     ConfigErrors,
     field_lines,
     load_audiences,
     read_audiences,
+    source_url_env_var,
 )
 from moments_pipeline.dagster._factory import build_audience_assets
-from moments_pipeline.dagster._resources import (
-    LEDGER_CONNECTION,
-    MomentsResource,
-    WarehouseResource,
-)
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_AUDIENCES_DIR = REPO_ROOT / "audiences"
-DEFAULT_WAREHOUSE_URL = f"duckdb:///{REPO_ROOT / '.demo' / 'warehouse.duckdb'}"
+from moments_pipeline.dagster._resources import MomentsResource, WarehouseResource
 
 
 class AudienceConfigError(ConfigErrors, dg.DagsterInvalidDefinitionError):
@@ -100,11 +96,6 @@ def build_definitions(
         # writing process, and audiences of one account then sync one after the other.
         executor=dg.in_process_executor,
     )
-
-
-def source_url_env_var(connection: str) -> str:
-    """The environment variable holding a source connection's URL: ``MOMENTS_SOURCE_<NAME>_URL``."""
-    return f"MOMENTS_SOURCE_{connection.upper()}_URL"
 
 
 def _check_source_connections(

@@ -8,7 +8,7 @@ Configured source SQL goes through ``read_source``/``source_schema`` only: check
 ``check_select_query`` (sqlglot, per dialect) and run read-only without file or network access.
 """
 
-from moments_pipeline.warehouse._connect import connect_warehouse
+from moments_pipeline.warehouse._connect import connect_warehouse, is_postgres_url, redact_url
 from moments_pipeline.warehouse._duckdb import DuckDBWarehouse
 from moments_pipeline.warehouse._postgres import PostgresWarehouse, redact_dsn
 from moments_pipeline.warehouse._protocol import Params, Warehouse, WarehouseError, WriteMode
@@ -42,8 +42,10 @@ __all__ = [
     "check_identifier",
     "check_select_query",
     "connect_warehouse",
+    "is_postgres_url",
     "pipeline_table_refusal",
     "quote_identifier",
     "quote_table",
     "redact_dsn",
+    "redact_url",
 ]
