@@ -125,32 +125,32 @@ def _decide_pairs(
     candidates = np.flatnonzero(pd.isna(reason))
     written = values.take(pa.array(candidates))
     regions = pair_region[candidates]
-    # A second reading with "00" as the international prefix, decided in the same pass and
-    # used only where the value as written is refused. Where the region's own prefix is 00
-    # the library reads it so already.
-    bare = pc.replace_substring_regex(written, pattern=r"[^0-9]", replacement="")
+    digits = _decide(written, regions, names)
+    # A second reading with "00" as the international prefix, only where the value as written
+    # is refused and its first two digits are 0 (a small share: the copies stay small). Where
+    # the region's own prefix is 00 the library reads it so already.
     second = np.flatnonzero(
-        _bools(pc.starts_with(bare, "00"))
+        _bools(pc.is_null(digits))
+        & _bools(pc.match_substring_regex(written, pattern=r"^[^0-9]*0[^0-9]*0"))
         & ~_bools(pc.starts_with(written, "+"))
         & ~_idd_is_00(names)[regions]
     )
-    again = pc.binary_join_element_wise(
-        pa.scalar("+", pa.large_string()),
-        pc.utf8_slice_codeunits(bare.take(pa.array(second)), 2),
-        pa.scalar("", pa.large_string()),
-    )
-    both = _decide(
-        pa.concat_arrays([written, again.cast(pa.large_string())]),
-        np.concatenate([regions, regions[second]]),
-        names,
-    )
-    digits = both.slice(0, len(candidates))
     if len(second):
-        slot = np.full(len(candidates), -1, dtype=np.int64)
-        slot[second] = len(candidates) + np.arange(len(second))
-        use = _bools(pc.is_null(digits)) & (slot >= 0)
-        pick = np.where(use, slot, np.arange(len(candidates)))
-        digits = both.take(pa.array(pick))
+        bare = pc.replace_substring_regex(
+            written.take(pa.array(second)), pattern=r"[^0-9]", replacement=""
+        )
+        again = pc.binary_join_element_wise(
+            pa.scalar("+", pa.large_string()),
+            pc.utf8_slice_codeunits(bare, 2),
+            pa.scalar("", pa.large_string()),
+        )
+        retried = _decide(again.cast(pa.large_string()), regions[second], names)
+        pick = np.arange(len(candidates), dtype=np.int64)
+        found = _bools(pc.is_valid(retried))
+        pick[second[found]] = len(candidates) + np.flatnonzero(found)
+        digits = pa.concat_arrays(
+            [digits.cast(pa.large_string()), retried.cast(pa.large_string())]
+        ).take(pa.array(pick))
     source = np.full(n, -1, dtype=np.int64)
     source[candidates] = np.arange(len(candidates))
     out = digits.cast(pa.large_string()).take(pa.array(source, mask=source < 0))
