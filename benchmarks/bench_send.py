@@ -44,17 +44,15 @@ BATCH = 1000
 
 
 class RecordingBudget(RateBudget):
-    """The account's rate budget, also recording when each request started."""
+    """The account's rate budget, also recording when each request was issued."""
 
     def __init__(self, config: MomentsClientConfig) -> None:
         super().__init__(config.rate_per_s, safety_margin=config.rate_safety_margin)
         self.starts: list[float] = []
 
-    def try_start(self) -> float:
-        wait = super().try_start()
-        if wait <= 0:
-            self.starts.append(time.time())
-        return wait
+    def issued(self) -> None:
+        super().issued()
+        self.starts.append(time.time())
 
 
 def min_span(times: list[float], k: int = 10) -> float | None:

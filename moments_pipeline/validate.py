@@ -5,6 +5,12 @@ summary; the exit code is 1 on any problem and 0 when all is good. Nothing is se
 is written: a DuckDB file is opened ``read_only``, a PostgreSQL session is read-only
 (``default_transaction_read_only``), and of a source only its columns are asked.
 
+With ``--infobip`` the API key (``INFOBIP_BASE_URL`` / ``INFOBIP_API_KEY``; the key is never
+printed) is checked with the sync's own cheap authenticated read, ``check_api_key`` (one GET of
+a report that cannot exist: 404 with a good key, 401/403 with a bad one; nothing changes). The
+Moments API has no read for a flow, so a flow's existence is not checked (the output says so):
+a missing or inactive flow fails the sync at its first add (404 40401), before anyone is sent.
+
 Constraints: no Dagster import (only ``moments_pipeline/dagster`` may import it). The defaults
 (``MOMENTS_AUDIENCES_DIR``, ``MOMENTS_WAREHOUSE_URL``, ``MOMENTS_SOURCE_<NAME>_URL``, the demo
 DuckDB file) come from ``moments_pipeline.config``, as the Dagster definitions' do; the column
@@ -15,8 +21,11 @@ runs.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 from pathlib import Path
+
+from pydantic import ValidationError as ConfigError
 
 from moments_pipeline.config import (
     DEFAULT_AUDIENCES_DIR,
@@ -28,6 +37,7 @@ from moments_pipeline.config import (
     read_audiences,
     source_url_env_var,
 )
+from moments_pipeline.infobip import KeyCheck, MomentsClient, MomentsClientConfig, check_api_key
 from moments_pipeline.sync import source_problems
 from moments_pipeline.warehouse import WarehouseError, connect_warehouse, redact_url
 
@@ -47,6 +57,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "else .demo/warehouse.duckdb when present)",
     )
     where.add_argument("--no-warehouse", action="store_true", help="check the audience files only")
+    parser.add_argument(
+        "--infobip",
+        action="store_true",
+        help="also check the API key ($INFOBIP_BASE_URL, $INFOBIP_API_KEY) with one read that "
+        "changes nothing (flows cannot be checked: the API has no read for a flow)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -65,6 +81,11 @@ def run(args: argparse.Namespace) -> int:
         warehouse_problems, warehouse_note = _check_warehouse(url, found.audiences, found.files)
         located.extend(warehouse_problems)
 
+    infobip_note = ""
+    if getattr(args, "infobip", False):
+        infobip_problems, infobip_note = _check_infobip(found.audiences, found.files)
+        located.extend(infobip_problems)
+
     # File by file, as the files are read; a warehouse that cannot be opened comes first.
     located.sort(key=lambda item: (item[0] is not None, str(item[0] or "")))
     problems = [line for _, line in located]
@@ -75,10 +96,10 @@ def run(args: argparse.Namespace) -> int:
     if problems:
         print(
             f"{len(problems)} problem(s) in {len(bad_files)} of {total} audience file(s); "
-            f"warehouse {warehouse_note}"
+            f"warehouse {warehouse_note}{infobip_note}"
         )
         return 1
-    print(f"{total} audience file(s) OK; warehouse {warehouse_note}")
+    print(f"{total} audience file(s) OK; warehouse {warehouse_note}{infobip_note}")
     return 0
 
 
@@ -135,3 +156,52 @@ def _located(file: Path, problem: str) -> str:
     field, sep, _ = problem.partition(": ")
     line = field_lines(file).get(field) if sep else None
     return f"{file}: line {line}: {problem}" if line is not None else f"{file}: {problem}"
+
+
+_NO_FLOW_READ = (
+    "flows not checked (the Moments API has no read for a flow; a missing or inactive flow "
+    "fails the sync at its first add, 404 40401, before anyone is sent)"
+)
+
+
+def _check_infobip(
+    audiences: dict[str, AudienceConfig], files: dict[str, Path]
+) -> tuple[list[tuple[Path | None, str]], str]:
+    """``(file or None, line)`` per problem of the key check, and the summary's note."""
+    try:
+        config = MomentsClientConfig.from_env()
+    except (ValueError, ConfigError) as exc:
+        # Field and message only: pydantic keeps the value apart (``input``), never shown.
+        fields = (
+            "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            if isinstance(exc, ConfigError)
+            else str(exc)
+        )
+        return [(None, f"infobip: cannot check the API key: {fields}")], "; infobip not checked"
+    if not audiences:
+        return [], "; infobip not checked (no valid audience)"
+    name = sorted(audiences)[0]
+    campaign_id = audiences[name].flow.campaign_id
+    check = asyncio.run(_ask(config, campaign_id))
+    where = config.base_url
+    if check.key_accepted is False:
+        return [(None, f"infobip: {where} refused the API key ({check.reason})")], (
+            "; infobip checked: key refused"
+        )
+    if check.key_accepted is None:
+        return [(None, f"infobip: no usable answer from {where} ({check.reason})")], (
+            "; infobip checked: no answer"
+        )
+    problems: list[tuple[Path | None, str]] = []
+    if check.flow_unavailable:
+        problem = (
+            f"flow.campaign_id: flow {campaign_id} is missing or not active on Infobip "
+            f"({check.reason})"
+        )
+        problems.append((files[name], _located(files[name], problem)))
+    return problems, f"; infobip checked: key accepted by {where}; {_NO_FLOW_READ}"
+
+
+async def _ask(config: MomentsClientConfig, campaign_id: int) -> KeyCheck:
+    async with MomentsClient(config) as client:
+        return await check_api_key(client, campaign_id)

@@ -11,7 +11,9 @@ Main pieces:
   starts at ``1 / rate_per_s``, pauses the whole account on a 429 and widens its spacing
   after 429s (relaxing slowly after a clean run).
 - :class:`CallbackReceiver` / :class:`CallbackServer`: ``notifyUrl`` reports by ``callbackData``,
-  typed or as :class:`RawReport` (checked JSON bytes, the cheap path for handlers that store).
+  typed or as :class:`RawReport` (checked JSON bytes, the cheap path for handlers that store);
+  a per-receiver secret path token, bodies capped (``DEFAULT_MAX_BODY_BYTES``, 413 beyond),
+  every fate counted in :class:`CallbackStats` (a raw handler returns a :class:`CallbackOutcome`).
 
 Error tree (``transient`` = the same call may succeed later)::
 
@@ -39,7 +41,10 @@ Retry rules (Infobip has no idempotency key):
   NEVER re-sent by the client.
 """
 
-from ._client import ClientStats, MomentsClient, RemovalOutcome
+from ._access import KEY_CHECK_OPERATION_ID, KeyCheck, check_api_key
+from ._callback_guard import DEFAULT_MAX_BODY_BYTES, CallbackOutcome, CallbackStats
+from ._callback_server import CallbackServer
+from ._client import ClientStats, MomentsClient, RemovalOutcome, SendGate
 from ._config import MomentsClientConfig
 from ._errors import (
     AmbiguousSendError,
@@ -51,6 +56,8 @@ from ._errors import (
     ServerError,
     TransportError,
     ValidationError,
+    error_summary,
+    is_flow_unavailable,
 )
 from ._models import (
     ActionAfterSubmission,
@@ -81,11 +88,13 @@ from ._models import (
 from ._poller import poll_report
 from ._ratelimit import RateBudget, rate_budget_for
 from ._raw_report import RawReport
-from ._receiver import CallbackReceiver, CallbackServer, RawReportHandler, ReportHandler
+from ._receiver import CallbackReceiver, RawReportHandler, ReportHandler
 from ._retry import RetryPolicy
 from ._sync import MomentsSyncClient
 
 __all__ = [
+    "DEFAULT_MAX_BODY_BYTES",
+    "KEY_CHECK_OPERATION_ID",
     "ActionAfterSubmission",
     "AddFlowParticipantResult",
     "AddFlowParticipantStatus",
@@ -96,8 +105,10 @@ __all__ = [
     "ApiFormListDto",
     "ApiStatusResponse",
     "AuthError",
+    "CallbackOutcome",
     "CallbackReceiver",
     "CallbackServer",
+    "CallbackStats",
     "ClientStats",
     "ComponentType",
     "ErrorStatusReason",
@@ -112,6 +123,7 @@ __all__ = [
     "IamPersonContactsV2",
     "IamPersonV2",
     "IamPhoneContact",
+    "KeyCheck",
     "MomentsClient",
     "MomentsClientConfig",
     "MomentsError",
@@ -125,12 +137,16 @@ __all__ = [
     "ReportDeadlineExceeded",
     "ReportHandler",
     "RetryPolicy",
+    "SendGate",
     "ServerError",
     "TransportError",
     "ValidationError",
     "ValidationRules",
     "WebhookPersonUniqueField",
     "WebhookPersonUniqueFieldType",
+    "check_api_key",
+    "error_summary",
+    "is_flow_unavailable",
     "poll_report",
     "rate_budget_for",
 ]

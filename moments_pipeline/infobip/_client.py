@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 from urllib.parse import quote
 
 import httpx
@@ -44,7 +44,7 @@ from ._poller import poll_report
 from ._ratelimit import Clock, RateBudget, Sleep, rate_budget_for
 from ._retry import Idempotency, RetryPolicy, nothing_was_sent
 
-__all__ = ["ClientStats", "MomentsClient", "RemovalOutcome"]
+__all__ = ["ClientStats", "MomentsClient", "RemovalOutcome", "SendGate"]
 
 logger = logging.getLogger("moments_pipeline.infobip")
 
@@ -53,6 +53,23 @@ _JSON_HEADERS = {"Content-Type": "application/json"}
 _NOT_IN_FLOW = "40006"
 # Exceptions that mean our own request could not be built or routed: retrying cannot help.
 _NOT_SENT_TERMINAL = (httpx.UnsupportedProtocol, httpx.LocalProtocolError, httpx.ProxyError)
+
+
+class SendGate(Protocol):
+    """A caller's hooks around each attempt of one non-idempotent send.
+
+    The client knows nothing of what is behind them (the sync engine's ledger marks). It calls
+    ``before_issue`` once per attempt, after the attempt's rate slot and right before the
+    request is issued; if it raises, nothing is issued, the slot is given back and the
+    exception propagates. It calls ``not_processed`` as soon as an attempt's answer proves
+    the body was not processed (429, any other 4xx, a connection refused before any byte
+    left), before any retry wait or error is raised. Neither is called for an answer that
+    may have been processed (a 2xx, a timeout after sending, a 5xx).
+    """
+
+    async def before_issue(self) -> None: ...
+
+    async def not_processed(self) -> None: ...
 
 
 class RemovalOutcome(enum.Enum):
@@ -184,6 +201,7 @@ class MomentsClient:
         *,
         notify_url: str | None = None,
         callback_data: str | None = None,
+        gate: SendGate | None = None,
     ) -> AddFlowParticipantsResponse:
         """Queue 1..1000 participants into a flow (operationId add-flow-participants).
 
@@ -193,6 +211,8 @@ class MomentsClient:
                 :class:`FlowParticipant` models.
             notify_url: Where Infobip POSTs the report when processing is done.
             callback_data: Echoed in that report (e.g. the batch id).
+            gate: Hooks around each attempt (:class:`SendGate`): acquire slot, then
+                ``gate.before_issue()``, then issue.
 
         Returns:
             The operation id, for :meth:`get_flow_participants_added_report`.
@@ -215,6 +235,7 @@ class MomentsClient:
             content=lambda: encode_add_participants(participants, notify_url, callback_data),
             headers=_JSON_HEADERS,
             context={"campaign_id": int(campaign_id), "callback_data": callback_data},
+            gate=gate,
         )
         try:
             return AddFlowParticipantsResponse.model_validate_json(response.content)
@@ -388,10 +409,13 @@ class MomentsClient:
         content: bytes | Callable[[], bytes] | None = None,
         headers: Mapping[str, str] | None = None,
         context: Mapping[str, Any] | None = None,
+        gate: SendGate | None = None,
     ) -> httpx.Response:
         """Send one operation, retrying only what is safe to retry (see ``_retry``).
 
         Returns the 2xx response, or for DELETE the 400/40006 answer after an ambiguous try.
+        With a ``gate``, each attempt is: rate slot, ``gate.before_issue()``, issue (see
+        :class:`SendGate`).
         """
         context = context or {}
         earlier_attempt_ambiguous = False
@@ -402,8 +426,16 @@ class MomentsClient:
             async with self._in_flight:
                 if callable(content):
                     content = content()
-                # Acquire the slot after the in-flight permit, so the request starts on its slot.
-                await self._budget.acquire()
+                # Acquire the slot after the in-flight permit, so the request starts on its slot;
+                # the window counts the issue itself, after the gate's durable mark.
+                await self._budget.reserve()
+                try:
+                    if gate is not None:
+                        await gate.before_issue()
+                except BaseException:
+                    self._budget.cancel_reservation()
+                    raise
+                self._budget.issued()
                 self.stats.requests += 1
                 started = self._clock()
                 try:
@@ -421,11 +453,15 @@ class MomentsClient:
                     "%s attempt %d failed: %s", operation, attempt, transport_error.message
                 )
                 if isinstance(failure, _NOT_SENT_TERMINAL):
+                    if gate is not None:
+                        await gate.not_processed()
                     raise transport_error from failure
                 if not nothing_was_sent(failure):
                     if idempotency is Idempotency.UNSAFE:
                         raise self._ambiguous(operation, transport_error, context) from failure
                     earlier_attempt_ambiguous = True
+                elif gate is not None:
+                    await gate.not_processed()
                 last_error = transport_error
                 await self._backoff(attempt, None)
                 continue
@@ -451,6 +487,8 @@ class MomentsClient:
                 retry_after=response.headers.get("Retry-After"),
                 secret=self._secret,
             )
+            if gate is not None and response.status_code < 500:
+                await gate.not_processed()  # a 4xx is a refusal before processing
             if isinstance(error, RateLimitedError):
                 # Refused, nothing queued: safe to resend once the whole account has paused.
                 self.stats.http_429 += 1

@@ -30,7 +30,12 @@ __all__ = [
     "TransportError",
     "ValidationError",
     "error_from_response",
+    "error_summary",
+    "is_flow_unavailable",
 ]
+
+FLOW_NOT_FOUND = "40401"
+"""The spec's errorCode for "Could not find active flow" (missing or inactive flow)."""
 
 
 class MomentsError(Exception):
@@ -265,3 +270,31 @@ def error_from_response(
     if status_code == 400 or status_code == 422:
         return ValidationError(message, **kwargs)
     return MomentsError(message, **kwargs)
+
+
+# -- classification helpers ----------------------------------------------------------------
+
+
+def error_summary(exc: MomentsError) -> str:
+    """``<type>:HTTP_<status>:<code>``: what an error says, without the server's free text.
+
+    The free text may echo request data; codes and status never do.
+    """
+    parts = [type(exc).__name__]
+    if exc.status_code is not None:
+        parts.append(f"HTTP_{exc.status_code}")
+    code = exc.error_code or exc.message_id
+    if code:
+        parts.append(str(code))
+    return ":".join(parts)
+
+
+def is_flow_unavailable(exc: BaseException) -> bool:
+    """True for the answer "this flow is missing or not active".
+
+    That is errorCode 40401, or any 404 to add-flow-participants: the only 404 the spec
+    documents there is 40401, and a 404 proves nothing was queued.
+    """
+    if not isinstance(exc, NotFoundError):
+        return False
+    return exc.error_code == FLOW_NOT_FOUND or exc.operation == "add-flow-participants"

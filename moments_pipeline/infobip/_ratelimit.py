@@ -9,8 +9,16 @@ STARTS, one every ``interval`` (``1 / rate``, widened by a small safety margin),
   so jitter does not erode the rate; a longer stall (a busy event loop, a GC pause) moves the
   grid instead: late requests are never caught up in a burst, consecutive starts stay at least
   0.8 interval apart;
-- and, as a hard guarantee, any ``k`` consecutive starts (``k`` = the rate rounded, 10) span at
-  least ``k * interval``, so no window of the server's length sees more than ``k`` of them.
+- and, as a hard guarantee, a sliding window: no span of ``k * interval`` (``k`` = the rate
+  rounded, 10; ``k * interval`` = 1 s widened by the safety margin) holds more than ``k``
+  request ISSUE times. A caller first reserves a slot (``reserve``), may do a little work
+  (the sync engine makes its "on the wire" mark durable there), then says ``issued()`` right
+  before the request goes out, or ``cancel_reservation()`` if it never does. An outstanding
+  reservation counts as an issue happening now, so work between the slot and the request can
+  delay an issue but never bunch one with a later slot: for the last-reserved of any ``k + 1``
+  issues, the other ``k`` were either issued within the window or still reserved when it was
+  granted, and it would have been refused. A slot held back by the window alone (an earlier
+  request issued late) keeps the grid, so such a delay is paid once, not by every later slot.
 
 A 429 pauses the whole budget (every client of the account) until ``Retry-After``.
 
@@ -96,6 +104,9 @@ class RateBudget:
         self._accepted_in_a_row = 0
         self._widened_at = float("-inf")
         self._warm_left = 0
+        self._issued: deque[float] = deque()
+        self._reserved = 0
+        self._last_slot = float("-inf")
         self._configure(rate_per_s, safety_margin)
         self._margin = self._base_margin
         self._interval = self._base_interval * (1.0 + self._margin)
@@ -109,7 +120,6 @@ class RateBudget:
         self._base_interval = 1.0 / rate_per_s
         self._base_margin = safety_margin
         self._window_starts = max(1, round(rate_per_s))
-        self._starts: deque[float] = deque(maxlen=self._window_starts)
 
     def _set_margin(self, margin: float) -> None:
         """Apply a margin, clamped to [configured margin, max(configured, ceiling)]."""
@@ -132,11 +142,9 @@ class RateBudget:
         interval = (1.0 / rate_per_s) * (1.0 + safety_margin)
         with self._lock:
             if interval > self._base_interval * (1.0 + self._base_margin):
-                recent = list(self._starts)
                 extra = self._margin - self._base_margin
                 self._configure(rate_per_s, safety_margin)
                 self._set_margin(safety_margin + extra)
-                self._starts.extend(recent[-self._window_starts :])
 
     def note_rate_limited(self) -> None:
         """A request of this account got a 429: widen the spacing (once per window)."""
@@ -159,34 +167,75 @@ class RateBudget:
                 self._accepted_in_a_row = 0
                 self._set_margin(self._margin - self._relax_step)
 
-    def try_start(self) -> float:
-        """Claim the right to start a request now; else return the seconds to wait (> 0)."""
+    @property
+    def window_s(self) -> float:
+        """The sliding window holding at most ``k`` issues: ``k * interval`` (about 1.01 s)."""
+        return self._window_starts * self._interval
+
+    def try_reserve(self) -> float:
+        """Reserve the right to issue one request now; else return the seconds to wait (> 0).
+
+        A granted reservation must end in :meth:`issued` or :meth:`cancel_reservation`.
+        """
         with self._lock:
             now = self._clock()
-            starts = self._starts
-            due = max(self._next_due, self._paused_until)
-            if len(starts) == self._window_starts:
-                due = max(due, starts[0] + self._window_starts * self._interval)
+            window = self._window_starts * self._interval
+            issued = self._issued
+            while issued and issued[0] <= now - window:
+                issued.popleft()
+            grid_due = max(self._next_due, self._paused_until)
+            window_due = float("-inf")
+            excess = len(issued) + self._reserved - self._window_starts
+            if excess >= 0:
+                if excess < len(issued):
+                    # Enough issues must leave the window: the (excess+1)-th oldest decides.
+                    window_due = issued[excess] + window
+                else:  # the window is full of reservations not issued yet: look again soon
+                    window_due = now + self._interval / 4
+            due = max(grid_due, window_due)
             if now < due:
                 return due - now
-            if not starts or now - starts[-1] > self._window_starts * self._interval:
+            if now - self._last_slot > window:
                 # A fresh or idle account: the first window goes out at the widest spacing.
                 self._warm_left = self._window_starts
             interval = self._interval
             if self._warm_left > 0:
                 self._warm_left -= 1
                 interval = self._base_interval * (1.0 + max(self._max_margin, self._margin))
-            on_grid = now - self._next_due <= _CATCH_UP_FRACTION * self._interval
+            # Late because an earlier request was issued late (work between its slot and its
+            # issue): the window already spaced this one, so the grid stays and the rate with
+            # it. Late because the caller was (a stall): the grid moves, no burst follows.
+            excused = window_due > grid_due and window_due > self._next_due
+            on_grid = excused or now - self._next_due <= _CATCH_UP_FRACTION * self._interval
             self._next_due = (self._next_due if on_grid else now) + interval
-            starts.append(now)
+            self._last_slot = now
+            self._reserved += 1
             self.acquired += 1
             return 0.0
 
-    async def acquire(self) -> None:
-        """Wait until this caller may start a request; it must start at once."""
+    def issued(self) -> None:
+        """The reserved request is issued now: its time enters the sliding window."""
+        with self._lock:
+            self._reserved = max(0, self._reserved - 1)
+            self._issued.append(self._clock())
+
+    def cancel_reservation(self) -> None:
+        """The reserved request will not be issued: free its place in the window."""
+        with self._lock:
+            self._reserved = max(0, self._reserved - 1)
+
+    def try_start(self) -> float:
+        """Reserve and issue at once (a caller with nothing to do in between)."""
+        wait = self.try_reserve()
+        if wait <= 0:
+            self.issued()
+        return wait
+
+    async def reserve(self) -> None:
+        """Wait until this caller may issue a request; then ``issued()`` or cancel it."""
         woke_due: float | None = None
         while True:
-            wait = self.try_start()
+            wait = self.try_reserve()
             if wait <= 0:
                 if woke_due is not None:
                     # How late the sleeper woke (a stalled event loop or thread shows here).
@@ -197,6 +246,11 @@ class RateBudget:
                 return
             woke_due = self._clock() + wait
             await self._sleep(wait)
+
+    async def acquire(self) -> None:
+        """Wait until this caller may start a request; it must start at once."""
+        await self.reserve()
+        self.issued()
 
     def pause(self, seconds: float) -> None:
         """Hold every start of the account for ``seconds`` (after a 429)."""

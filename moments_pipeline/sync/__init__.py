@@ -29,8 +29,18 @@ from ._batching import (
 from ._clock import Clock, MonotonicClock
 from ._columns import BatchMembers
 from ._destination import MomentsFlowDestination, ledger_callback_handler, report_from_model
-from ._engine import CLAIMED_BY_ANOTHER_RUN, RUN_STOPPED, SENDING_AT_CRASH, SyncEngine
-from ._errors import LeaseHeldError, LeaseLostError, SyncAuthError, SyncStoppedError
+from ._engine import CLAIMED_BY_ANOTHER_RUN, RUN_STOPPED, SyncEngine
+from ._errors import (
+    NOT_ENOUGH_CREDITS,
+    AccountRefusedError,
+    CreditsExhaustedError,
+    DestinationStoppedError,
+    FlowUnavailableError,
+    LeaseHeldError,
+    LeaseLostError,
+    SyncAuthError,
+    SyncStoppedError,
+)
 from ._ledger_sql import SqlLedgerStore
 from ._options import LEDGER_SCOPE, SyncOptions
 from ._prepared import (
@@ -42,6 +52,7 @@ from ._protocols import (
     BatchMember,
     BatchRecord,
     BatchState,
+    CallbackVerdict,
     FlowDestination,
     Lease,
     LedgerStore,
@@ -54,23 +65,45 @@ from ._protocols import (
 )
 from ._reports import IN_FLOW_REASON
 from ._result import HeldBatch, RefusedSample, RejectedSample, SyncResult
+from ._resume import SENDING_AT_CRASH
 from ._source import read_audience_source, source_field_paths, source_problems
+from ._states import (
+    BATCH_TRANSITIONS,
+    MAY_HAVE_LEFT,
+    NEVER_LEFT,
+    STATUS_TRANSITIONS,
+    IllegalTransition,
+    ParticipantStatus,
+    check_status_transition,
+    check_transition,
+)
 
 __all__ = [
+    "BATCH_TRANSITIONS",
     "CLAIMED_BY_ANOTHER_RUN",
     "IN_FLOW_REASON",
     "LEDGER_SCOPE",
     "MAX_BATCH_SIZE",
+    "MAY_HAVE_LEFT",
+    "NEVER_LEFT",
+    "NOT_ENOUGH_CREDITS",
     "RUN_STOPPED",
     "SENDING_AT_CRASH",
+    "STATUS_TRANSITIONS",
+    "AccountRefusedError",
     "BatchMember",
     "BatchMembers",
     "BatchRecord",
     "BatchState",
+    "CallbackVerdict",
     "Clock",
+    "CreditsExhaustedError",
+    "DestinationStoppedError",
     "DuplicateIdentifierError",
     "FlowDestination",
+    "FlowUnavailableError",
     "HeldBatch",
+    "IllegalTransition",
     "Lease",
     "LeaseHeldError",
     "LeaseLostError",
@@ -78,6 +111,7 @@ __all__ = [
     "MomentsFlowDestination",
     "MonotonicClock",
     "OperationReport",
+    "ParticipantStatus",
     "ParticipantVerdict",
     "PlannedBatch",
     "QuarantineRow",
@@ -93,6 +127,8 @@ __all__ = [
     "SyncParticipant",
     "SyncResult",
     "SyncStoppedError",
+    "check_status_transition",
+    "check_transition",
     "check_unique_identifiers",
     "identifiers_of",
     "identify_by_kind",

@@ -9,10 +9,13 @@ Maps the client's error tree onto what the engine needs to know about a send:
   guarantees nothing was queued, so NOT_SENT (safe to try again later);
 - ``AuthError`` (401/403): AUTH_FAILED; nothing was queued and no other request can succeed,
   so the engine stops the run;
-- any other ``MomentsError`` (400, 404): REFUSED, nothing was queued.
+- ``NotFoundError`` (404, errorCode 40401: the flow is missing or not active): FLOW_UNAVAILABLE,
+  nothing was queued and no other request can succeed, so the engine stops the run;
+- any other ``MomentsError`` (400): REFUSED, nothing was queued.
 
 Also ``ledger_callback_handler``: the handler a ``CallbackReceiver`` calls for each notifyUrl
-report, recording it in the ledger so this run or a later one can use it.
+report, offering it to the ledger (kept only when it can be its batch's) so this run or a later
+one can use it.
 """
 
 from __future__ import annotations
@@ -20,11 +23,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import orjson
-
 from moments_pipeline.infobip import (
     AmbiguousSendError,
     AuthError,
+    CallbackOutcome,
     FlowParticipantsReportResponse,
     MomentsClient,
     MomentsError,
@@ -34,9 +36,18 @@ from moments_pipeline.infobip import (
     ReportDeadlineExceeded,
     ServerError,
     TransportError,
+    check_api_key,
 )
 
-from ._protocols import LedgerStore, OperationReport, SendKind, SendOutcome
+from ._errors import AccountRefusedError
+from ._protocols import (
+    CallbackVerdict,
+    LedgerStore,
+    OperationReport,
+    SendKind,
+    SendOutcome,
+    WireGate,
+)
 
 
 def _reason(prefix: str, exc: MomentsError) -> str:
@@ -87,12 +98,25 @@ class MomentsFlowDestination:
         return self._notify_url
 
     async def send(
-        self, campaign_id: int, participants: Sequence[Mapping[str, Any]], *, callback_data: str
+        self,
+        campaign_id: int,
+        participants: Sequence[Mapping[str, Any]],
+        *,
+        callback_data: str,
+        gate: WireGate | None = None,
     ) -> SendOutcome:
-        """Send one add-flow-participants request; see the module docstring for the mapping."""
+        """Send one add-flow-participants request; see the module docstring for the mapping.
+
+        ``gate`` goes to the client as is (its ``SendGate``): the engine's durable "on the
+        wire" mark after each attempt's rate slot, and its "not processed" mark.
+        """
         try:
             response = await self.client.add_flow_participants(
-                campaign_id, participants, notify_url=self._notify_url, callback_data=callback_data
+                campaign_id,
+                participants,
+                notify_url=self._notify_url,
+                callback_data=callback_data,
+                gate=gate,
             )
         except AmbiguousSendError as exc:
             return SendOutcome(SendKind.AMBIGUOUS, reason=_reason("AMBIGUOUS_SEND", exc.cause))
@@ -102,14 +126,35 @@ class MomentsFlowDestination:
             return SendOutcome(SendKind.AUTH_FAILED, reason=_reason("AUTH_FAILED", exc))
         except (RateLimitedError, TransportError) as exc:
             return SendOutcome(SendKind.NOT_SENT, reason=_reason("NOT_SENT", exc))
+        except NotFoundError as exc:  # 40401: no flow to add anyone to, nothing was queued
+            return SendOutcome(SendKind.FLOW_UNAVAILABLE, reason=_reason("FLOW_UNAVAILABLE", exc))
         except MomentsError as exc:
             return SendOutcome(SendKind.REFUSED, reason=_reason("REFUSED", exc))
         return SendOutcome(SendKind.SENT, operation_id=response.operation_id)
 
+    async def check_access(self, campaign_id: int) -> SendOutcome | None:
+        """One cheap authenticated read (``check_api_key``): AUTH_FAILED for a refused key.
+
+        FLOW_UNAVAILABLE should the answer carry the flow's 40401 (the spec has no flow read).
+
+        None when the key was accepted, or when the answer cannot tell (a 5xx, no connection):
+        the engine asks this only when it has nothing to send, and such a run changes nothing.
+        """
+        check = await check_api_key(self.client, campaign_id)
+        if check.key_accepted is False:
+            return SendOutcome(SendKind.AUTH_FAILED, reason=f"AUTH_FAILED:{check.reason}")
+        if check.flow_unavailable:
+            return SendOutcome(SendKind.FLOW_UNAVAILABLE, reason=f"FLOW_UNAVAILABLE:{check.reason}")
+        return None
+
     async def fetch_report(
         self, campaign_id: int, operation_id: str, *, timeout_s: float
     ) -> OperationReport | None:
-        """Poll with the client's ``wait_for_report``; the last report if still PENDING."""
+        """Poll with the client's ``wait_for_report``; the last report if still PENDING.
+
+        Raises:
+            AccountRefusedError: 401/403, the key is refused (the engine stops the run).
+        """
         try:
             model = await self.client.wait_for_report(
                 campaign_id,
@@ -123,30 +168,40 @@ class MomentsFlowDestination:
             return report_from_model(last) if last is not None else None
         except NotFoundError:
             return None
+        except AuthError as exc:  # no later request can succeed either: the engine stops
+            raise AccountRefusedError(campaign_id, _reason("AUTH_FAILED", exc)) from None
         return report_from_model(model)
 
 
-def ledger_callback_handler(ledger: LedgerStore) -> Callable[[RawReport], None]:
-    """A ``CallbackReceiver`` raw handler that records every report in the ledger.
+_OUTCOMES = {
+    CallbackVerdict.STORED: CallbackOutcome.ACCEPTED,
+    CallbackVerdict.PENDING: CallbackOutcome.ACCEPTED,
+    CallbackVerdict.MISMATCH: CallbackOutcome.REJECTED,
+    CallbackVerdict.UNKNOWN: CallbackOutcome.UNKNOWN,
+}
 
-    Reports without callbackData are not ours (every engine request carries its batch id) and
-    are ignored. Use as ``CallbackReceiver(raw_handler=ledger_callback_handler(ledger))``.
+
+def ledger_callback_handler(ledger: LedgerStore) -> Callable[[RawReport], CallbackOutcome]:
+    """A ``CallbackReceiver`` raw handler that offers every report to the ledger.
+
+    Use as ``CallbackReceiver(raw_handler=ledger_callback_handler(ledger))``. The ledger keeps
+    a report only if its callbackData is a batch and its operationId can be that batch's
+    (``LedgerStore.accept_callback``); the answer goes back to the receiver as a
+    ``CallbackOutcome``, which it counts and logs (this package never logs). Reports without
+    callbackData are not ours (every engine request carries its batch id): UNKNOWN.
 
     The receiver runs in a thread of the sending process: building a pydantic model and a
-    thousand verdict objects per report there took the GIL from the loop that paces the sends.
-    A ledger with ``record_callback_json`` (``SqlLedgerStore``) therefore stores the report's
-    checked JSON text as it came (the spec's field names, the enum's in-flow reason); other
-    ledgers get an ``OperationReport`` parsed once from it.
+    thousand verdict objects per report there took the GIL from the loop that paces the sends,
+    so the ledger gets the report's checked JSON text as it came (the spec's field names, the
+    enum's in-flow reason).
     """
-    record_json = getattr(ledger, "record_callback_json", None)
 
-    def record(report: RawReport) -> None:
+    def record(report: RawReport) -> CallbackOutcome:
         if not report.callback_data:
-            return
-        if record_json is not None:
-            record_json(report.callback_data, report.operation_id, report.campaign_id, report.text)
-        else:
-            payload = orjson.loads(report.body)
-            ledger.record_callback(report.callback_data, OperationReport.from_payload(payload))
+            return CallbackOutcome.UNKNOWN
+        verdict = ledger.accept_callback(
+            report.callback_data, report.operation_id, report.campaign_id, report.text
+        )
+        return _OUTCOMES[verdict]
 
     return record

@@ -1,10 +1,13 @@
 """The sync engine: plan, send through the outbox, collect reports, record every participant.
 
 Exactly once, without an idempotency key on Infobip's side, rests on the outbox in the shared
-ledger: a batch is PLANNED before anything leaves, marked SENDING (durably) right before its
-body leaves, and SENT once its operationId is known. A re-run sends only PLANNED batches; a batch
-caught in SENDING may have been queued and is treated like an ambiguous send: resolved by a
-notifyUrl callback (callbackData = batch id) or HELD, and re-sent only on ``resend_ambiguous``.
+ledger: a batch is PLANNED before anything leaves, CLAIMED by one run, marked SENDING (durably)
+only once its rate slot is held and right before its request is issued, and SENT once its
+operationId is known (the states and their one transition table: ``_states``; the send path
+and the invariant bounding what a crash leaves ambiguous: ``_send``). A re-run plans PLANNED
+and dead runs' CLAIMED batches again; a batch caught in SENDING may have been queued and is
+HELD: resolved by a notifyUrl callback (callbackData = batch id) or a report, and re-sent only
+on ``resend_ambiguous``.
 
 Reports come preferably by callback (no request spent from the account's 10 req/s), by polling
 only after a grace period, all within the report deadline. The engine never logs; everything it
@@ -15,10 +18,8 @@ HTTP library: only the two protocols.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from ._batching import (
     PlannedBatch,
@@ -26,9 +27,15 @@ from ._batching import (
     UniquenessGuard,
     plan_batches,
 )
+from ._callbacks import ReportScreen
 from ._clock import Clock, MonotonicClock
 from ._columns import BatchMembers
-from ._errors import SyncAuthError
+from ._errors import (
+    DestinationStoppedError,
+    LeaseLostError,
+    stop_for_outcome,
+    stop_for_reports,
+)
 from ._identity_check import check_against_prior, load_prior_profiles
 from ._lease import RunLease, new_run_id
 from ._options import SyncOptions
@@ -40,30 +47,26 @@ from ._protocols import (
     OperationReport,
     QuarantineRow,
     SendKind,
-    SendOutcome,
     StatusRow,
 )
-from ._record import count_rows, refused_records, unresolved_rows
+from ._record import count_rows, refused_records
 from ._reports import statuses_from_reports
-from ._result import HeldBatch, SyncResult
+from ._result import SyncResult
+from ._resume import finish_run, resume_partition
 from ._run_parts import (
-    LIVE_STATES,
     GcFreezer,
     LedgerWorker,
     RunBatch,
     columns_of,
-    person_key_of,
-    take_rows,
 )
+from ._send import CLAIMED_BY_ANOTHER_RUN, Probe, Sender, change
 
-SENDING_AT_CRASH = "SENDING_AT_CRASH"
-"""Reason of a batch found SENDING by a later run: its request may have left."""
-
-CLAIMED_BY_ANOTHER_RUN = "CLAIMED_BY_ANOTHER_RUN"
-"""Reason of a batch whose SENDING mark found it no longer PLANNED: another run has it."""
+_OUTSTANDING = (BatchState.SENT, BatchState.HELD)
+"""States of a batch waiting for its report (or for a callback naming its operation)."""
 
 RUN_STOPPED = "RUN_STOPPED"
-"""Reason of a batch left unsent because the run stopped (auth refused, lease lost)."""
+"""Reason of a batch left unsent because the run stopped (key refused, flow missing, credits
+exhausted, lease lost)."""
 
 
 class SyncEngine:
@@ -76,6 +79,8 @@ class SyncEngine:
         clock: injectable time source (tests pass a fake one).
         wall_clock: epoch seconds for the run lease's expiry (``time.time``); injectable so
             tests can expire a lease without waiting.
+        probe: called as ``probe(point, batch_id)`` at the send path's ``_send.PROBE_*``
+            points (a crash test's runner kills its process there); None in production.
     """
 
     def __init__(
@@ -86,12 +91,14 @@ class SyncEngine:
         options: SyncOptions | None = None,
         clock: Clock | None = None,
         wall_clock: Callable[[], float] | None = None,
+        probe: Probe | None = None,
     ) -> None:
         self.destination = destination
         self.ledger = ledger
         self.options = options or SyncOptions()
         self.clock = clock or MonotonicClock()
         self.wall_clock = wall_clock or time.time
+        self.probe = probe
 
     async def run(
         self,
@@ -125,14 +132,17 @@ class SyncEngine:
 
         Raises:
             LeaseHeldError: another run holds the lease beyond ``lease_wait_s`` (nothing sent).
-            LeaseLostError: the lease could not be renewed; sending stopped.
-            SyncAuthError: Infobip refused the credentials; sending stopped.
+            LeaseLostError: the lease could not be renewed in time; sending stopped.
+            DestinationStoppedError: Infobip answered that nothing can succeed (flow missing or
+                inactive, key refused, credits exhausted: see ``_errors``); sending stopped at
+                the first such answer, the batches not sent stay PLANNED.
             DuplicateIdentifierError: when two participants share an identifier (nothing sent).
         """
-        run = _Run(self, audience, partition_key, campaign_id)
+        holder = run_id or new_run_id()
+        run = _Run(self, audience, partition_key, campaign_id, holder)
         lease = RunLease(
             self.ledger,
-            holder=run_id or new_run_id(),
+            holder=holder,
             description=f"audience={audience!r} partition={partition_key!r} flow={campaign_id}",
             options=self.options,
             clock=self.clock,
@@ -144,12 +154,25 @@ class SyncEngine:
 class _Run:
     """State of one ``SyncEngine.run`` call."""
 
-    def __init__(self, engine: SyncEngine, audience: str, partition: str, campaign: int) -> None:
+    def __init__(
+        self, engine: SyncEngine, audience: str, partition: str, campaign: int, run_id: str
+    ) -> None:
         self.destination = engine.destination
         self.opts = engine.options
         self.clock = engine.clock
         self.db = LedgerWorker(engine.ledger)
         self.result = SyncResult(audience=audience, partition_key=partition, campaign_id=campaign)
+        self.sender = Sender(
+            destination=self.destination,
+            db=self.db,
+            run_id=run_id,
+            campaign=campaign,
+            options=self.opts,
+            clock=self.clock,
+            result=self.result,
+            probe=engine.probe,
+        )
+        self.screen = ReportScreen(self.result, campaign)  # which received reports may apply
         self.audience, self.partition, self.campaign = audience, partition, campaign
         self.batches: dict[str, RunBatch] = {}
         self.body_by_key: dict[str, SyncParticipant] = {}
@@ -165,6 +188,8 @@ class _Run:
         self.guard = UniquenessGuard()
         self.gc = GcFreezer(self.opts.freeze_gc)
         self.stopped: Exception | None = None
+        self.lease: RunLease | None = None
+        self.resumed: set[str] = set()  # batches an earlier run sent: their verdicts are old
         self.to_send_total = 0
         self.planned_people = 0
 
@@ -175,22 +200,23 @@ class _Run:
         lease: RunLease,
     ) -> SyncResult:
         started = self.clock.now()
-        renewer: asyncio.Task[None] | None = None
         try:
             await self.db(self.db.store.ensure_schema)
             await lease.acquire()
-            renewer = asyncio.create_task(lease.keep_alive(self._stop))
+            self.lease = lease
+            lease.start_heartbeat(self._stop)
             to_send, taken_ids = await self._resume(participants)
             to_send, refused_rows = await self._recheck_identities(to_send)
             self.to_send_total = len(to_send)
             await self._record_quarantine([*quarantine, *refused_rows])
+            if not to_send:  # no add request will tell whether the key still works: ask
+                await self._check_access()
             self.gc.freeze()
             self.planner = asyncio.create_task(self._plan_and_send(to_send, taken_ids))
             await self._collect()
             await self._finish()
         finally:
-            if renewer is not None:
-                renewer.cancel()
+            lease.stop_heartbeat()
             if self.planner is not None and not self.planner.done():
                 self.planner.cancel()
             for batch in self.batches.values():
@@ -200,10 +226,10 @@ class _Run:
             lease.release()
             self.gc.release()
         self.result.duration_s = self.clock.now() - started
-        if isinstance(self.stopped, SyncAuthError):  # now the count of the unsent is known
+        if isinstance(self.stopped, DestinationStoppedError):  # the unsent are counted now
             unplanned = self.to_send_total - self.planned_people
             not_sent = self.result.status_counts.get("NOT_SENT", 0) + unplanned
-            raise SyncAuthError(self.stopped.reason, not_sent) from None
+            raise self.stopped.with_not_sent(not_sent) from None
         if self.stopped is not None:
             raise self.stopped
         if self.planner is not None and not self.planner.cancelled():
@@ -213,11 +239,25 @@ class _Run:
         return self.result
 
     def _stop(self, reason: Exception) -> None:
-        """Stop sending (auth refused, lease lost): no new request leaves after this."""
+        """Stop sending (see ``RUN_STOPPED``): no new request leaves after this."""
         if self.stopped is None:
             self.stopped = reason
         if self.planner is not None and not self.planner.done():
             self.planner.cancel()
+
+    async def _check_access(self) -> None:
+        """Stop when the destination's cheap read says no send could succeed (see ``_send``)."""
+        outcome = await self.destination.check_access(self.campaign)
+        stop = stop_for_outcome(outcome, self.campaign) if outcome is not None else None
+        if stop is not None:
+            self._stop(stop)
+
+    async def _may_claim(self) -> bool:
+        """The lease is valid for a while yet; else the run stops (never sends without it)."""
+        if self.lease is None or await self.lease.claimable():
+            return True
+        self._stop(LeaseLostError(self.lease.scope, self.lease.holder))
+        return False
 
     # -- planning ---------------------------------------------------------------------------
 
@@ -248,47 +288,7 @@ class _Run:
         self, participants: Sequence[SyncParticipant]
     ) -> tuple[list[SyncParticipant], set[str]]:
         """Take over the partition's earlier batches; return who is left to send, sorted."""
-        store = self.db.store
-        self.body_by_key = {p.person_key: p for p in participants}
-        existing = await self.db(store.batches, self.audience, self.partition, self.campaign)
-        stale = [b.batch_id for b in existing if b.state is BatchState.PLANNED]
-        if stale:  # never left: forget them and plan again from the current input
-            await self.db(store.discard_planned, stale)
-        live = [b for b in existing if b.state in LIVE_STATES]
-        members = BatchMembers.from_members(
-            await self.db(store.batch_members, [b.batch_id for b in live])
-        )
-        rows_of: dict[str, list[int]] = {b.batch_id: [] for b in live}
-        for index, batch_id in enumerate(members.batch_ids):
-            rows_of[batch_id].append(index)
-        by_batch = {b: take_rows(members, rows) for b, rows in rows_of.items()}
-        claimed = set(members.person_keys)
-        crashed: list[BatchRecord] = []
-        for record in live:
-            if record.state is BatchState.SENDING:
-                record = dataclasses.replace(record, state=BatchState.HELD, reason=SENDING_AT_CRASH)
-                crashed.append(record)
-            batch = RunBatch(
-                record, by_batch[record.batch_id], self._bodies(by_batch[record.batch_id])
-            )
-            if record.state is BatchState.HELD:
-                batch.held_at = float("-inf")  # held by an earlier run: no grace left
-            self.batches[record.batch_id] = batch
-        if crashed:
-            await self.db(store.update_batches, crashed)
-        delivered = await self.db(store.delivered_person_keys, self.campaign)
-        to_send = []
-        for p in participants:
-            if p.person_key in claimed:
-                continue
-            if p.person_key in delivered:
-                self.result.already_delivered += 1
-            else:
-                to_send.append(p)
-        self.result.participants_in = len(participants)
-        self.result.delivered = self.result.already_delivered
-        to_send.sort(key=person_key_of)
-        return to_send, {b.batch_id for b in existing if b.batch_id not in stale}
+        return await resume_partition(self, participants)
 
     async def _plan_and_send(self, to_send: list[SyncParticipant], taken_ids: set[str]) -> None:
         """Check, plan and record chunk after chunk, handing each batch to the senders.
@@ -301,6 +301,7 @@ class _Run:
         step = self.opts.batch_size * self.opts.plan_chunk_batches
         for start in range(0, len(to_send), step):
             chunk = to_send[start : start + step]
+            await self.db.quiet()
             planned = await asyncio.to_thread(self._plan_chunk, chunk, taken_ids)
             records = [
                 BatchRecord(
@@ -318,7 +319,7 @@ class _Run:
             await self.db(self.db.store.plan_batches, records, members)
             self.planned_people += sum(r.size for r in records)
             for record, plan in zip(records, planned, strict=True):
-                batch = RunBatch(record, columns_of(plan), plan.participants)
+                batch = RunBatch(record, columns_of(plan), plan.participants, planned_here=True)
                 self.batches[record.batch_id] = batch
                 self._spawn_send(batch)
             self.gc.freeze()
@@ -334,14 +335,6 @@ class _Run:
             taken_ids=taken_ids,
         )
 
-    def _bodies(self, members: BatchMembers) -> tuple[SyncParticipant, ...] | None:
-        """Rebuild a batch's bodies from the current input (None if someone is missing)."""
-        keys = sorted(set(members.person_keys))
-        bodies = [self.body_by_key.get(k) for k in keys]
-        if any(b is None for b in bodies):
-            return None
-        return tuple(b for b in bodies if b is not None)
-
     # -- sending ----------------------------------------------------------------------------
 
     def _spawn_send(self, batch: RunBatch, *, resend: bool = False) -> None:
@@ -350,80 +343,36 @@ class _Run:
         task.add_done_callback(self.send_tasks.discard)
 
     async def _send(self, batch: RunBatch, *, resend: bool) -> None:
-        assert batch.participants is not None
-        bodies = [p.body for p in batch.participants]
-        # A first send claims a PLANNED batch; a re-send a HELD one (or one still SENDING in
-        # the ledger because its HELD mark is not flushed yet).
-        expected = (BatchState.HELD, BatchState.SENDING) if resend else (BatchState.PLANNED,)
-        before = BatchState.HELD if resend else BatchState.PLANNED
+        """Claim, send (the gate marks it on the wire) and record one batch; see ``_send``."""
+        sender = self.sender
         async with self.send_slots:
+            if self.stopped is None:
+                await self._may_claim()
             if self.stopped is not None:
-                self._left_unsent(batch, before, f"{RUN_STOPPED}:{type(self.stopped).__name__}")
+                reason = f"{RUN_STOPPED}:{type(self.stopped).__name__}"
+                sender.left_unsent(batch, resend=resend, reason=reason)
                 return
-            # The SENDING mark must be durable before the body leaves: after a crash it is what
-            # tells a later run that this request may have been queued. It is also a claim: if
-            # the batch is no longer in an expected state, another run has it.
-            if not await self.db.mark_sending(batch.record.batch_id, expected):
-                self._skip(batch)
+            if not await sender.claim(batch, resend=resend):
                 return
-            batch.record = dataclasses.replace(batch.record, state=BatchState.SENDING)
             for attempt in range(self.opts.not_sent_retries + 1):
-                outcome = await self._send_once(bodies, batch.record.batch_id)
+                outcome = await sender.send_once(batch, resend=resend)
+                if outcome.reason == CLAIMED_BY_ANOTHER_RUN:
+                    sender.skip(batch)
+                    return
                 if outcome.kind is not SendKind.NOT_SENT or self.stopped is not None:
                     break
                 if attempt < self.opts.not_sent_retries:
                     await self.clock.sleep(0.5 * 2**attempt)
-        now = self.clock.now()
-        record = batch.record
-        if outcome.kind in (SendKind.NOT_SENT, SendKind.AUTH_FAILED):
+        stop = stop_for_outcome(outcome, self.campaign)
+        if outcome.kind is SendKind.NOT_SENT or stop is not None:
             # Known not processed. A first send goes back to PLANNED (a later run plans it
             # again); a re-send back to HELD, since its first, ambiguous send may have landed.
-            self._left_unsent(batch, before, outcome.reason)
-            if outcome.kind is SendKind.AUTH_FAILED:
-                self._stop(SyncAuthError(outcome.reason or "AUTH_FAILED", 0))
+            # A 401/403/404 also says no other request can succeed: the run stops.
+            sender.left_unsent(batch, resend=resend, reason=outcome.reason)
+            if stop is not None:
+                self._stop(stop)
             return
-        self.result.batches_sent += 1
-        if outcome.kind is SendKind.SENT:
-            record = dataclasses.replace(
-                record, state=BatchState.SENT, operation_id=outcome.operation_id, reason=None
-            )
-            batch.sent_at = now
-        elif outcome.kind is SendKind.AMBIGUOUS:
-            record = dataclasses.replace(record, state=BatchState.HELD, reason=outcome.reason)
-            batch.held_at = now
-        else:  # REFUSED: nothing was queued, and sending it again would be refused again
-            record = dataclasses.replace(record, state=BatchState.FAILED, reason=outcome.reason)
-            batch.resolved_by = "refused"
-        if resend:
-            record = dataclasses.replace(record, resent=True)
-        batch.record = record
-        self.pending_updates[record.batch_id] = record
-
-    def _left_unsent(self, batch: RunBatch, state: BatchState, reason: str | None) -> None:
-        if state is BatchState.HELD:
-            batch.held_at = float("-inf")  # not re-sent again by this run
-            reason = batch.record.reason  # keep why it was held in the first place
-        batch.record = dataclasses.replace(batch.record, state=state, reason=reason)
-        self.pending_updates[batch.record.batch_id] = batch.record
-        if state is BatchState.HELD:
-            batch.participants = None  # never re-sent again by this run
-
-    def _skip(self, batch: RunBatch) -> None:
-        """Drop a batch another run claimed: its record and its people are that run's."""
-        batch.resolved_by = "skipped"
-        self.pending_updates.pop(batch.record.batch_id, None)
-        record = batch.record
-        self.result.skipped_batches.append(
-            HeldBatch(record.batch_id, record.size, record.state.value, CLAIMED_BY_ANOTHER_RUN)
-        )
-
-    async def _send_once(self, bodies: list[Any], batch_id: str) -> SendOutcome:
-        try:
-            return await self.destination.send(self.campaign, bodies, callback_data=batch_id)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - the body may have left: assume nothing
-            return SendOutcome(SendKind.AMBIGUOUS, reason=f"UNEXPECTED:{type(exc).__name__}")
+        sender.record_answer(batch, outcome, resend=resend)
 
     # -- reports ----------------------------------------------------------------------------
 
@@ -441,6 +390,8 @@ class _Run:
             now = self.clock.now()
             if self.stopped is not None and not self.send_tasks:
                 return  # nothing more will be sent; SENT batches are finished by a later run
+            # Bulk ledger work waits for the moment after an issue while sends go on.
+            self.db.pace_bulk = self._sending_active()
             if not self._sending_active() and deadline is None:
                 deadline = now + self.opts.report_deadline_s
                 self.sends_done_at = now
@@ -467,41 +418,57 @@ class _Run:
         return batch.held_at is not None and now - batch.held_at < self.opts.callback_grace_s
 
     async def _absorb_callbacks(self) -> None:
+        """Apply received reports, only those of each batch's own operation (``_callbacks``)."""
         outstanding = {b.record.batch_id: b for b in self._outstanding()}
         if not outstanding:
             return
         received = await self.db(self.db.store.callbacks, list(outstanding))
-        for batch_id, reports in received.items():
+        for batch_id, stored in received.items():
             batch = outstanding[batch_id]
-            batch.reports = reports
+            if batch.resolved_by is not None or batch.record.state not in _OUTSTANDING:
+                continue  # resolved by a poll, or being re-sent, while the ledger was read
             if batch.record.state is BatchState.HELD:
-                # A callback proves the operation was queued and names it.
-                batch.record = dataclasses.replace(
-                    batch.record, state=BatchState.SENT, operation_id=reports[0].operation_id
-                )
+                # A genuine callback proves the ambiguous send was queued and names it; that it
+                # is genuine, only Infobip's own report for the operationId it names can say.
+                claimed = await self.screen.confirmed_claim(batch_id, stored, self._fetch_claim)
+                if claimed is None or batch.record.state is not BatchState.HELD:
+                    continue
+                # An answer about the send: in the answers' lane, before any REPORTED mark.
+                self.sender.buffer(change(batch, BatchState.SENT, operation_id=claimed))
                 batch.sent_at = self.clock.now()
-                self.pending_updates[batch_id] = batch.record
+            reports = self.screen.matching(batch_id, batch.record.operation_id, stored)
+            if not reports:
+                continue
+            batch.reports = reports
+            self._stop_on_reports(batch, reports)
             if all(r.is_final for r in reports):
                 self._resolve(batch, "callback")
 
+    async def _fetch_claim(self, operation_id: str) -> OperationReport | None:
+        # One look is enough (a PENDING report proves the claim too): keep the loop moving.
+        async with self.poll_slots:
+            return await self.destination.fetch_report(
+                self.campaign, operation_id, timeout_s=min(self.opts.poll_timeout_s, 1.0)
+            )
+
     def _handle_ambiguous(self, now: float) -> None:
+        """With ``resend_ambiguous``: re-send each HELD batch once, or say in words why not."""
         if not self.opts.resend_ambiguous or self.stopped is not None:
             return
         for batch in self._outstanding():
-            if batch.record.state is not BatchState.HELD or batch.participants is None:
+            if batch.record.state is not BatchState.HELD or batch.resend_decided:
                 continue
             if self._may_still_resolve(batch, now):
                 continue
-            try:
-                self.guard.check(batch.participants)
-            except ValueError as exc:  # an identifier now belongs to someone else: keep it held
+            batch.resend_decided = True
+            refusal = self.sender.resend_refusal(batch, self.guard, batch.planned_here)
+            if refusal is not None:  # e.g. an identifier now belongs to someone else
                 batch.participants = None
-                reason = f"RESEND_REFUSED:{type(exc).__name__}"
-                batch.record = dataclasses.replace(batch.record, reason=reason)
+                earlier = batch.record.reason
+                change(batch, BatchState.HELD, reason=f"{refusal}; held because: {earlier}")
                 self.pending_updates[batch.record.batch_id] = batch.record
                 continue
             batch.held_at = None
-            batch.record = dataclasses.replace(batch.record, state=BatchState.SENDING)
             self._spawn_send(batch, resend=True)
 
     def _start_polls(self, now: float, deadline: float | None) -> None:
@@ -526,8 +493,13 @@ class _Run:
                 )
             except asyncio.CancelledError:
                 raise
+            except DestinationStoppedError as stop:  # the key was refused: nothing can succeed
+                report = None
+                self._stop(stop)
             except Exception:  # noqa: BLE001 - a failed poll is retried until the deadline
                 report = None
+        if report is not None:
+            self._stop_on_reports(batch, [report])
         if batch.resolved_by is None and report is not None:
             batch.reports = [*[r for r in batch.reports if r.operation_id != operation_id], report]
             if report.is_final:
@@ -535,13 +507,27 @@ class _Run:
         batch.poll = None
         return report
 
+    def _stop_on_reports(self, batch: RunBatch, reports: Sequence[OperationReport]) -> None:
+        """Out of credits (a verdict says so): no later batch can be accepted either.
+
+        Only batches this run sent count: an earlier run's may have run out before a top-up.
+        """
+        if batch.record.batch_id in self.resumed:
+            return
+        stop = stop_for_reports(reports, self.campaign)
+        if stop is not None:
+            self._stop(stop)
+
     def _resolve(self, batch: RunBatch, how: str) -> None:
+        if batch.resolved_by is not None:
+            # Already resolved (a poll finished while callbacks were being read): once only,
+            # or its people would be counted twice (and REPORTED -> REPORTED is no transition).
+            return
         batch.resolved_by = how
         if batch.poll is not None and how == "callback":
             batch.poll.cancel()
             batch.poll = None
-        batch.record = dataclasses.replace(batch.record, state=BatchState.REPORTED)
-        self.pending_updates[batch.record.batch_id] = batch.record
+        self.pending_updates[batch.record.batch_id] = change(batch, BatchState.REPORTED)
         # Turned into status rows at the next flush, on a worker thread: a thousand rows per
         # batch, built on the event loop, would delay the sends that are due.
         self.to_report.append(batch)
@@ -567,45 +553,21 @@ class _Run:
         resolved, self.to_report = self.to_report, []
         statuses = self.pending_statuses
         self.pending_updates, self.pending_statuses = {}, []
+        # Answers first (those no later SENDING mark has carried yet): a REPORTED mark below
+        # must find its batch SENT.
+        await self.sender.write_answers()
         if resolved:
+            await self.db.quiet()
             statuses += await asyncio.to_thread(self._report_rows, resolved)
         # Statuses before the REPORTED marks: a crash in between leaves the batch SENT, and a
         # later run fetches its report again, instead of a REPORTED batch without statuses.
         if statuses:
             await self.db(self.db.store.upsert_statuses, statuses)
         if updates:
-            await self.db(self.db.store.update_batches, updates)
+            await self.db.outbox(self.db.store.update_batches, updates)
 
     # -- the record -------------------------------------------------------------------------
 
     async def _finish(self) -> None:
-        for task in list(self.send_tasks):
-            task.cancel()
-        for batch in self.batches.values():
-            if batch.poll is not None:
-                batch.poll.cancel()
-                batch.poll = None
-        await self._flush()
-        final_rows: list[StatusRow] = []
-        result = self.result
-        result.batches_planned = len(self.batches)
-        for batch in self.batches.values():
-            record = batch.record
-            if batch.resolved_by == "skipped":
-                continue  # another run's batch: its record and statuses are that run's
-            if record.operation_id:
-                result.operation_ids.append(record.operation_id)
-            if batch.resolved_by == "callback":
-                result.reports_by_callback += 1
-            elif batch.resolved_by == "polling":
-                result.reports_by_polling += 1
-            if batch.resolved_by not in ("callback", "polling"):
-                rows = unresolved_rows(batch)
-                count_rows(self.result, rows, self.batches, self.opts.rejected_samples)
-                final_rows.extend(rows)
-            if record.state in (BatchState.HELD, BatchState.PLANNED):
-                result.held_batches.append(
-                    HeldBatch(record.batch_id, record.size, record.state.value, record.reason or "")
-                )
-        if final_rows:
-            await self.db(self.db.store.upsert_statuses, final_rows)
+        """Cancel what is left, flush, and write the record of every unresolved batch."""
+        await finish_run(self)

@@ -13,14 +13,17 @@ Tables (names share a configurable prefix, ``moments_sync_`` by default):
   is these rows for batches whose body may have left (SENDING or later).
 - ``participant_status``: each person's last status per flow; it outlives Infobip's 30 days.
 - ``quarantine``: input rows preparation refused, with reasons.
-- ``callbacks``: reports received on notifyUrl, raw, keyed by (callbackData, operationId).
+- ``callbacks``: reports received on notifyUrl, raw, keyed by (callbackData, operationId); only
+  those whose callbackData is a batch and whose operationId can be its own (``accept_callback``).
 - ``run_lease``: one row per lease scope: the run holding it and until when (epoch seconds).
 
-The two writes that keep concurrent runs apart are compare-and-sets decided by the database
-(never read-then-write in Python): the SENDING mark (``... WHERE state IN (expected)``, row
-count checked) and the lease (``INSERT ... ON CONFLICT DO NOTHING``, then a conditional
-``UPDATE`` that takes over only an expired lease). Both are single statements, atomic on
-DuckDB and on PostgreSQL under READ COMMITTED.
+The writes that keep concurrent runs apart are compare-and-sets decided by the database
+(never read-then-write in Python): the claim (``PLANNED -> CLAIMED``), the SENDING mark
+(``... WHERE state IN (expected) AND claimed_by = ?``), both with the row count checked, and
+the lease (``INSERT ... ON CONFLICT DO NOTHING``, then a conditional ``UPDATE`` that takes
+over only an expired lease). Each is one statement, atomic on DuckDB and on PostgreSQL under
+READ COMMITTED. Every other outbox write is conditional on the states the transition table
+(``_states``) allows before the new one, so an illegal change never lands.
 """
 
 from __future__ import annotations
@@ -32,17 +35,27 @@ from typing import TYPE_CHECKING
 import orjson
 import pandas as pd
 
+from moments_pipeline.identity import rules
+
 from ._columns import BatchMembers
+from ._ledger_outbox import OutboxWrites
 from ._protocols import (
     BatchMember,
     BatchRecord,
     BatchState,
+    CallbackVerdict,
     Lease,
     OperationReport,
     QuarantineRow,
     StatusRow,
 )
 from ._reports import IN_FLOW_REASON
+from ._states import (
+    MAY_HAVE_LEFT,
+    IllegalTransition,
+    check_status_transition,
+    status_pairs_sql,
+)
 
 if TYPE_CHECKING:  # the protocol only; the implementation is chosen by the caller
     from moments_pipeline.warehouse import Warehouse
@@ -50,7 +63,11 @@ if TYPE_CHECKING:  # the protocol only; the implementation is chosen by the call
 _CHUNK = 500
 """Parameters per IN (...) list: far below every backend's limit."""
 
-_SENT_OR_LATER = ("SENDING", "SENT", "HELD", "REPORTED")
+MAX_PENDING_CALLBACKS = 4
+"""Reports kept for a batch whose operationId is not recorded yet: its send and a re-send give
+one each; beyond a few, they can only be forged."""
+
+_SENT_OR_LATER = tuple(sorted(s.value for s in MAY_HAVE_LEFT))
 
 
 def _chunks(items: Sequence[str], size: int = _CHUNK) -> Iterator[Sequence[str]]:
@@ -62,7 +79,7 @@ def _marks(n: int) -> str:
     return ", ".join("?" * n)
 
 
-class SqlLedgerStore:
+class SqlLedgerStore(OutboxWrites):
     """``LedgerStore`` over any ``Warehouse`` (DuckDB file or PostgreSQL database).
 
     Args:
@@ -97,11 +114,12 @@ class SqlLedgerStore:
                 batch_id TEXT PRIMARY KEY, audience TEXT NOT NULL, partition_key TEXT NOT NULL,
                 campaign_id BIGINT NOT NULL, attempt INTEGER NOT NULL, size INTEGER NOT NULL,
                 state TEXT NOT NULL, operation_id TEXT, reason TEXT,
-                resent BOOLEAN NOT NULL DEFAULT FALSE,
+                resent BOOLEAN NOT NULL DEFAULT FALSE, claimed_by TEXT, resent_at TIMESTAMP,
                 updated_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP)""",
             f"""CREATE TABLE IF NOT EXISTS {self.members} (
                 batch_id TEXT NOT NULL, person_key TEXT NOT NULL, kind TEXT NOT NULL,
-                identifier TEXT NOT NULL, is_identify_by BOOLEAN NOT NULL)""",
+                identifier TEXT NOT NULL, is_identify_by BOOLEAN NOT NULL,
+                profile_anchor TEXT)""",
             f"""CREATE TABLE IF NOT EXISTS {self.status} (
                 campaign_id BIGINT NOT NULL, person_key TEXT NOT NULL, audience TEXT NOT NULL,
                 partition_key TEXT NOT NULL, batch_id TEXT, operation_id TEXT,
@@ -118,13 +136,20 @@ class SqlLedgerStore:
             f"""CREATE TABLE IF NOT EXISTS {self.lease_table} (
                 scope TEXT PRIMARY KEY, holder TEXT NOT NULL, description TEXT NOT NULL,
                 expires_at DOUBLE PRECISION NOT NULL)""",
-            # Ledgers created before profile anchors were recorded gain the column (NULL: the
-            # person key is the anchor).
-            f"ALTER TABLE {self.members} ADD COLUMN IF NOT EXISTS profile_anchor TEXT",
             f"CREATE INDEX IF NOT EXISTS {self.outbox}_scope "
             f"ON {self.outbox} (audience, partition_key, campaign_id)",
             f"CREATE INDEX IF NOT EXISTS {self.callbacks_table}_key "
             f"ON {self.callbacks_table} (callback_data)",
+        ]
+        # A ledger written by an earlier release gains the columns added since (idempotent; the
+        # defaults read as that release meant: NULL anchor = the person key, no claimant).
+        ddl += [
+            f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column}"
+            for table, column in (
+                (self.members, "profile_anchor TEXT"),
+                (self.outbox, "claimed_by TEXT"),
+                (self.outbox, "resent_at TIMESTAMP"),
+            )
         ]
         with self.warehouse.transaction():
             for statement in ddl:
@@ -134,7 +159,7 @@ class SqlLedgerStore:
 
     _BATCH_COLUMNS = (
         "batch_id, audience, partition_key, campaign_id, attempt, size, state, "
-        "operation_id, reason, resent"
+        "operation_id, reason, resent, claimed_by"
     )
 
     def batches(self, audience: str, partition_key: str, campaign_id: int) -> list[BatchRecord]:
@@ -156,6 +181,7 @@ class SqlLedgerStore:
                 operation_id=r[7],
                 reason=r[8],
                 resent=bool(r[9]),
+                claimed_by=r[10],
             )
             for r in rows
         ]
@@ -186,6 +212,7 @@ class SqlLedgerStore:
                 "operation_id": pd.array([b.operation_id for b in batches], dtype=object),
                 "reason": pd.array([b.reason for b in batches], dtype=object),
                 "resent": pd.array([b.resent for b in batches], dtype=bool),
+                "claimed_by": pd.array([b.claimed_by for b in batches], dtype=object),
             }
         )
         columns = BatchMembers.from_members(members)  # the engine already hands columns
@@ -203,49 +230,6 @@ class SqlLedgerStore:
             self.warehouse.write_frame(self.outbox, batch_frame)
             self.warehouse.write_frame(self.members, member_frame)
 
-    def discard_planned(self, batch_ids: Sequence[str]) -> None:
-        """Forget PLANNED batches and their members (only rows still PLANNED are touched)."""
-        with self.warehouse.transaction():
-            for chunk in _chunks(list(batch_ids)):
-                marks = _marks(len(chunk))
-                self.warehouse.execute(
-                    f"DELETE FROM {self.members} WHERE batch_id IN ("  # noqa: S608
-                    f"SELECT batch_id FROM {self.outbox} "
-                    f"WHERE state = 'PLANNED' AND batch_id IN ({marks}))",
-                    list(chunk),
-                )
-                self.warehouse.execute(
-                    f"DELETE FROM {self.outbox} "  # noqa: S608
-                    f"WHERE state = 'PLANNED' AND batch_id IN ({marks})",
-                    list(chunk),
-                )
-
-    def mark_sending(
-        self, batch_id: str, expected: Sequence[BatchState] = (BatchState.PLANNED,)
-    ) -> bool:
-        """Mark one batch SENDING if it is in an ``expected`` state (compare-and-set).
-
-        Committed (autocommit) when this returns. True only when this call changed the row.
-        """
-        states = [BatchState(s).value for s in expected]
-        changed = self.warehouse.execute(
-            f"UPDATE {self.outbox} SET state = 'SENDING', "  # noqa: S608
-            "updated_at = CURRENT_TIMESTAMP "
-            f"WHERE batch_id = ? AND state IN ({_marks(len(states))})",
-            [batch_id, *states],
-        )
-        return changed == 1
-
-    def update_batches(self, updates: Sequence[BatchRecord]) -> None:
-        """Write state, operationId, reason and resent flag of several batches at once."""
-        if not updates:
-            return
-        self.warehouse.execute_many(
-            f"UPDATE {self.outbox} SET state = ?, operation_id = ?, reason = ?, "  # noqa: S608
-            "resent = ?, updated_at = CURRENT_TIMESTAMP WHERE batch_id = ?",
-            [(u.state.value, u.operation_id, u.reason, u.resent, u.batch_id) for u in updates],
-        )
-
     # -- statuses -----------------------------------------------------------------------------
 
     _STATUS_COLUMNS = (
@@ -254,9 +238,16 @@ class SqlLedgerStore:
     )
 
     def upsert_statuses(self, rows: Sequence[StatusRow]) -> None:
-        """Insert or replace statuses keyed by (campaign_id, person_key)."""
+        """Insert or replace statuses keyed by (campaign_id, person_key).
+
+        Every change must be in ``_states.STATUS_TRANSITIONS``; checked set-based in the
+        database against the stored statuses (millions of rows), and ``IllegalTransition``
+        rolls the whole call back.
+        """
         if not rows:
             return
+        for status in {r.status for r in rows}:
+            check_status_transition(None, status)  # a known status at all
         frame = pd.DataFrame(
             {
                 "campaign_id": pd.array([r.campaign_id for r in rows], dtype="int64"),
@@ -275,6 +266,7 @@ class SqlLedgerStore:
         try:
             with wh.transaction():
                 wh.write_frame(stage, frame)
+                self._check_status_changes(stage)
                 wh.execute(
                     f"DELETE FROM {self.status} WHERE EXISTS (SELECT 1 FROM {stage} s "  # noqa: S608
                     f"WHERE s.campaign_id = {self.status}.campaign_id "
@@ -286,6 +278,18 @@ class SqlLedgerStore:
                 )
         finally:
             wh.execute(f"DROP TABLE IF EXISTS {stage}")
+
+    def _check_status_changes(self, stage: str) -> None:
+        allowed = status_pairs_sql()
+        bad = self.warehouse.fetch_all(
+            f"SELECT t.person_key, t.status, s.status FROM {self.status} t "  # noqa: S608
+            f"JOIN {stage} s ON s.campaign_id = t.campaign_id AND s.person_key = t.person_key "
+            f"WHERE t.status || '>' || s.status NOT IN ({_marks(len(allowed))}) LIMIT 1",
+            allowed,
+        )
+        if bad:
+            key, old, new = bad[0]
+            raise IllegalTransition("participant", str(old), str(new), str(key))
 
     def statuses(
         self, campaign_id: int, person_keys: Iterable[str] | None = None
@@ -377,25 +381,69 @@ class SqlLedgerStore:
         payload = orjson.dumps(report.to_payload()).decode()
         self.record_callback_json(callback_data, report.operation_id, report.campaign_id, payload)
 
+    def accept_callback(
+        self, callback_data: str, operation_id: str, campaign_id: int, payload: str
+    ) -> CallbackVerdict:
+        """Keep a notifyUrl report only if it can be its batch's (see ``CallbackVerdict``).
+
+        The receiver's path: ``payload`` is stored as given (the checked JSON text, no
+        per-participant objects built). Unknown callbackData and a known operationId that
+        differs store nothing; a batch without an operationId yet keeps at most
+        ``MAX_PENDING_CALLBACKS`` reports of other operations (two racing deliveries may pass
+        the count together: still a handful of rows per real batch).
+        """
+        with self.warehouse.transaction():
+            rows = self.warehouse.fetch_all(
+                f"SELECT campaign_id, operation_id FROM {self.outbox} "  # noqa: S608
+                "WHERE batch_id = ?",
+                [callback_data],
+            )
+            if not rows:
+                return CallbackVerdict.UNKNOWN
+            batch_campaign, known = rows[0]
+            if int(batch_campaign) != campaign_id or known not in (None, operation_id):
+                return CallbackVerdict.MISMATCH
+            if known is None:
+                others = self.warehouse.fetch_all(
+                    f"SELECT COUNT(*) FROM {self.callbacks_table} "  # noqa: S608
+                    "WHERE callback_data = ? AND operation_id <> ?",
+                    [callback_data, operation_id],
+                )[0][0]
+                if int(others) >= MAX_PENDING_CALLBACKS:
+                    return CallbackVerdict.MISMATCH
+            else:  # the operation is known: reports kept for any other one are of no use now
+                self.warehouse.execute(
+                    f"DELETE FROM {self.callbacks_table} "  # noqa: S608
+                    "WHERE callback_data = ? AND operation_id <> ?",
+                    [callback_data, operation_id],
+                )
+            self._store_callback(callback_data, operation_id, campaign_id, payload)
+        return CallbackVerdict.PENDING if known is None else CallbackVerdict.STORED
+
     def record_callback_json(
         self, callback_data: str, operation_id: str, campaign_id: int, payload: str
     ) -> None:
-        """Keep a report given as the spec's FlowParticipantsReportResponse JSON text.
+        """Keep a report given as the spec's FlowParticipantsReportResponse JSON text, unchecked.
 
-        The cheap path for the callback receiver: no per-participant objects are built, so
         ``payload`` must be what a serializer of the report produced (it is stored as given).
         """
         with self.warehouse.transaction():
-            self.warehouse.execute(
-                f"DELETE FROM {self.callbacks_table} "  # noqa: S608
-                "WHERE callback_data = ? AND operation_id = ?",
-                [callback_data, operation_id],
-            )
-            self.warehouse.execute(
-                f"INSERT INTO {self.callbacks_table} "  # noqa: S608
-                "(callback_data, operation_id, campaign_id, payload) VALUES (?, ?, ?, ?)",
-                [callback_data, operation_id, campaign_id, payload],
-            )
+            self._store_callback(callback_data, operation_id, campaign_id, payload)
+
+    def _store_callback(
+        self, callback_data: str, operation_id: str, campaign_id: int, payload: str
+    ) -> None:
+        """Replace the report of (callback_data, operation_id); runs inside a transaction."""
+        self.warehouse.execute(
+            f"DELETE FROM {self.callbacks_table} "  # noqa: S608
+            "WHERE callback_data = ? AND operation_id = ?",
+            [callback_data, operation_id],
+        )
+        self.warehouse.execute(
+            f"INSERT INTO {self.callbacks_table} "  # noqa: S608
+            "(callback_data, operation_id, campaign_id, payload) VALUES (?, ?, ?, ?)",
+            [callback_data, operation_id, campaign_id, payload],
+        )
 
     def callbacks(self, callback_data: Sequence[str]) -> dict[str, list[OperationReport]]:
         """Received reports for the given callbackData values, oldest first per key."""
@@ -481,3 +529,20 @@ class SqlLedgerStore:
             "callbacks": self.callbacks_table,
             "run_lease": self.lease_table,
         }
+
+    def identifier_conflicts(self, limit: int) -> list[tuple[str, str]]:
+        """(kind, comparable identifier) recorded under two or more profiles, at most ``limit``.
+
+        Aggregated in SQL (the ledger may hold millions of identifiers), in the rules'
+        comparable form so that two spellings of one e-mail address count as one identifier.
+        """
+        ident = rules.comparable_sql("m.kind", "m.identifier")
+        rows = self.warehouse.fetch_all(
+            f"SELECT m.kind, {ident} FROM {self.members} m "  # noqa: S608 - names are fixed
+            f"JOIN {self.outbox} o ON o.batch_id = m.batch_id "
+            f"WHERE o.state IN ({_marks(len(_SENT_OR_LATER))}) GROUP BY 1, 2 "
+            "HAVING COUNT(DISTINCT COALESCE(m.profile_anchor, m.person_key)) > 1 "
+            "ORDER BY 1, 2 LIMIT ?",
+            [*_SENT_OR_LATER, int(limit)],
+        )
+        return [(str(kind), str(identifier)) for kind, identifier in rows]

@@ -43,8 +43,12 @@ class SyncOptions:
             of an account, and the ledger is the account's. A narrower scope (e.g.
             ``"<audience>/<partition>"``) lets other audiences sync meanwhile, at the price of
             that guarantee.
-        lease_ttl_s: lifetime of the lease unless renewed; renewed every third of it while
-            the run lives. A crashed run's lease can be taken over once it has expired.
+        lease_ttl_s: lifetime of the lease unless renewed (default 6 s). A crashed run's
+            lease is taken over once it has expired, so a run after a ``kill -9`` waits at
+            most this long. A run whose lease is not renewed within it stops sending.
+        lease_renew_s: how often the heartbeat renews the lease; None (the default) is a
+            quarter of ``lease_ttl_s`` (1.5 s), so three beats may fail before it expires. A
+            claim needs the lease valid for at least this long still. See ``renew_interval_s``.
         lease_wait_s: how long to wait for a lease held by another run before failing with
             ``LeaseHeldError`` (0: fail at once).
         lease_poll_s: how often a waiting run tries the lease again.
@@ -64,9 +68,10 @@ class SyncOptions:
     rejected_samples: int = 20
     freeze_gc: bool = True
     lease_scope: str = LEDGER_SCOPE
-    lease_ttl_s: float = 60.0
+    lease_ttl_s: float = 6.0
+    lease_renew_s: float | None = None
     lease_wait_s: float = 0.0
-    lease_poll_s: float = 1.0
+    lease_poll_s: float = 0.5
 
     def __post_init__(self) -> None:
         if not 1 <= self.batch_size <= MAX_BATCH_SIZE:
@@ -75,5 +80,12 @@ class SyncOptions:
             raise ValueError("max_concurrent_sends and max_concurrent_polls must be >= 1")
         if self.lease_ttl_s <= 0 or self.lease_wait_s < 0 or self.lease_poll_s <= 0:
             raise ValueError("lease_ttl_s and lease_poll_s must be > 0, lease_wait_s >= 0")
+        if not 0 < self.renew_interval_s <= self.lease_ttl_s / 2:
+            raise ValueError("lease_renew_s must be > 0 and at most half of lease_ttl_s")
         if not self.lease_scope:
             raise ValueError("lease_scope must not be empty")
+
+    @property
+    def renew_interval_s(self) -> float:
+        """Seconds between two heartbeats: ``lease_renew_s``, else a quarter of the lifetime."""
+        return self.lease_renew_s if self.lease_renew_s is not None else self.lease_ttl_s / 4

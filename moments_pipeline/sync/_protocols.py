@@ -18,23 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-
-class BatchState(enum.StrEnum):
-    """Where one outbox batch stands. Stored as text in the ledger."""
-
-    PLANNED = "PLANNED"
-    """Written before any request; the body has certainly not left."""
-    SENDING = "SENDING"
-    """Marked durably right before the body leaves: after a crash it is ambiguous."""
-    SENT = "SENT"
-    """Infobip answered with an operationId; the per-participant verdicts are awaited."""
-    HELD = "HELD"
-    """Ambiguous send (may or may not have been queued) with no callback yet: never re-sent
-    unless the caller asks for ``resend_ambiguous``."""
-    REPORTED = "REPORTED"
-    """The final report is persisted: every participant is ACCEPTED or REJECTED."""
-    FAILED = "FAILED"
-    """Infobip refused the whole request (e.g. 400): nothing was queued."""
+from ._states import BatchState
 
 
 class SendKind(enum.StrEnum):
@@ -50,6 +34,25 @@ class SendKind(enum.StrEnum):
     AUTH_FAILED = "AUTH_FAILED"
     """The account refused the credentials (401/403): nothing was queued, and no later request
     of the run can succeed, so the run stops."""
+    FLOW_UNAVAILABLE = "FLOW_UNAVAILABLE"
+    """404 (40401): the flow is missing or not active. Nothing was queued, and no later request
+    of the run can succeed, so the run stops."""
+
+
+class CallbackVerdict(enum.StrEnum):
+    """What the ledger did with a report received on notifyUrl (``accept_callback``)."""
+
+    STORED = "STORED"
+    """Its operationId is the one recorded for its batch: kept, the engine applies it."""
+    PENDING = "PENDING"
+    """Its batch has no operationId recorded yet (the add's answer is not written, or the send
+    was ambiguous): kept, a few per batch at most, applied only once its operationId is known
+    to be the batch's (recorded, or confirmed by fetching the report from Infobip)."""
+    MISMATCH = "MISMATCH"
+    """Its batch has another operationId (forged, or the first send of a re-sent batch), or
+    another campaignId, or too many reports are pending for it already: not kept."""
+    UNKNOWN = "UNKNOWN"
+    """Its callbackData is no batch of this ledger: not kept."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +178,9 @@ class BatchRecord:
     operation_id: str | None = None
     reason: str | None = None
     resent: bool = False
+    """An operator's re-send (``resend_ambiguous``) was issued for it; ``attempt`` counts them."""
+    claimed_by: str | None = None
+    """The run id that claimed it (CLAIMED and later); None while PLANNED."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,6 +229,23 @@ class Lease:
 
 
 @runtime_checkable
+class WireGate(Protocol):
+    """The engine's hooks around each attempt of one send (see ``FlowDestination.send``).
+
+    Structurally the client's ``SendGate``: the infobip layer calls it and knows nothing of
+    the ledger behind it.
+    """
+
+    async def before_issue(self) -> None:
+        """The rate slot is held; make "this request is on the wire" durable, or raise."""
+        ...
+
+    async def not_processed(self) -> None:
+        """The attempt's answer proves Infobip did not process it (nothing was queued)."""
+        ...
+
+
+@runtime_checkable
 class FlowDestination(Protocol):
     """Where batches go: one Moments flow API (in production an adapter over the client)."""
 
@@ -232,11 +255,20 @@ class FlowDestination(Protocol):
         ...
 
     async def send(
-        self, campaign_id: int, participants: Sequence[Mapping[str, Any]], *, callback_data: str
+        self,
+        campaign_id: int,
+        participants: Sequence[Mapping[str, Any]],
+        *,
+        callback_data: str,
+        gate: WireGate | None = None,
     ) -> SendOutcome:
         """Send one add-participants request and say what is known of its fate.
 
-        Must never re-send a body itself; an exception escaping here is treated as AMBIGUOUS.
+        Must never re-send a body itself once it may have been processed; an exception
+        escaping here is treated as AMBIGUOUS. With a ``gate``, every attempt calls
+        ``gate.before_issue()`` after its rate slot and right before the request is issued
+        (an exception from it means: issue nothing), and ``gate.not_processed()`` as soon as
+        an answer proves that attempt was not processed (429, 4xx, refused connection).
         """
         ...
 
@@ -249,13 +281,24 @@ class FlowDestination(Protocol):
         """
         ...
 
+    async def check_access(self, campaign_id: int) -> SendOutcome | None:
+        """One cheap request that changes nothing, proving the credentials are accepted.
+
+        Returns an AUTH_FAILED (or FLOW_UNAVAILABLE) outcome when the answer proves no send can
+        succeed, else None. The engine asks it when it has nothing to send, so that a wrong
+        key is noticed even then.
+        """
+        ...
+
 
 @runtime_checkable
 class LedgerStore(Protocol):
     """The sync's durable state, on a database every run of every machine shares.
 
-    Writes that the exactly-once argument depends on (``mark_sending``) must be durable when
-    the call returns.
+    Writes that the exactly-once argument depends on (``claim_batch``, ``mark_sending``,
+    ``unmark_sending``) must be durable when the call returns. Every batch state change must
+    be one ``_states.BATCH_TRANSITIONS`` allows (else ``IllegalTransition``), and a
+    participant's status change one of ``_states.STATUS_TRANSITIONS``.
     """
 
     def ensure_schema(self) -> None:
@@ -279,22 +322,60 @@ class LedgerStore(Protocol):
         ...
 
     def discard_planned(self, batch_ids: Sequence[str]) -> None:
-        """Forget PLANNED batches (their bodies never left) and their members."""
+        """Forget PLANNED or CLAIMED batches (their bodies never left) and their members."""
+        ...
+
+    def claim_batch(self, batch_id: str, run_id: str) -> bool:
+        """Durably move one PLANNED batch to CLAIMED by ``run_id`` (compare-and-set).
+
+        True only when exactly this call claimed it; False when it is gone or not PLANNED
+        (another run has it). Committed when it returns.
+        """
         ...
 
     def mark_sending(
-        self, batch_id: str, expected: Sequence[BatchState] = (BatchState.PLANNED,)
+        self,
+        batch_id: str,
+        expected: Sequence[BatchState] = (BatchState.CLAIMED,),
+        *,
+        claimed_by: str | None = None,
+        answers: Sequence[BatchRecord] = (),
+        resend: bool = False,
     ) -> bool:
         """Durably mark one batch SENDING if it is in one of the ``expected`` states.
 
+        ``resend``: an operator's re-send of a HELD batch; the batch is flagged ``resent``.
+
         A compare-and-set: returns True only when exactly this call moved the batch to SENDING
-        (committed when it returns); False when the batch is gone or in another state, e.g.
-        because another run claimed it. The body may leave only after True.
+        (committed when it returns); False when the batch is gone, in another state, or (with
+        ``claimed_by``) claimed by another run. The body may leave only after True.
+        ``answers`` (earlier batches' recorded answers, as for ``update_batches``) are written
+        in the same transaction, before the mark.
+        """
+        ...
+
+    def hold_unanswered(self, batch_ids: Sequence[str], reason: str) -> list[str]:
+        """Move batches still SENDING to HELD with ``reason`` (a compare-and-set per batch).
+
+        For a run that finds SENDING batches without an answer (their run died). Returns the
+        ids it changed; a batch answered meanwhile (a live run without a common lease) is
+        left as it is.
+        """
+        ...
+
+    def unmark_sending(self, batch_id: str, run_id: str) -> bool:
+        """Durably move a SENDING batch of ``run_id`` back to CLAIMED: it was not processed.
+
+        False (nothing changed) when the batch is not SENDING under ``run_id``'s claim.
         """
         ...
 
     def update_batches(self, updates: Sequence[BatchRecord]) -> None:
-        """Write the state, operationId, reason and resent flag of several batches at once."""
+        """Write state, operationId, reason, attempt, resent flag and claim of batches, in order.
+
+        Atomic; each change must be allowed by ``_states.BATCH_TRANSITIONS`` from the stored
+        state, else ``IllegalTransition`` is raised and nothing is written.
+        """
         ...
 
     def upsert_statuses(self, rows: Sequence[StatusRow]) -> None:
@@ -322,9 +403,23 @@ class LedgerStore(Protocol):
         ...
 
     def record_callback(self, callback_data: str, report: OperationReport) -> None:
-        """Durably keep a report received on notifyUrl.
+        """Durably keep a report, unchecked: for trusted callers (the receiver's is checked).
+
+        Reports from the notifyUrl receiver go through ``accept_callback`` instead.
 
         Keyed by (callbackData = batch id, operationId); a later copy replaces an earlier one.
+        """
+        ...
+
+    def accept_callback(
+        self, callback_data: str, operation_id: str, campaign_id: int, payload: str
+    ) -> CallbackVerdict:
+        """Keep a report received on notifyUrl only if it can be one of the batch's operations.
+
+        The receiver's path (``ledger_callback_handler``): ``payload`` is the report as the
+        spec's FlowParticipantsReportResponse JSON text, stored as given (STORED, PENDING) or
+        not at all (MISMATCH, UNKNOWN), so nothing a sender invents grows the ledger beyond a
+        few rows per real batch. See ``CallbackVerdict``.
         """
         ...
 
@@ -361,4 +456,14 @@ class LedgerStore(Protocol):
 
     def release_lease(self, scope: str, holder: str) -> None:
         """Give the lease up (only if ``holder`` still holds it)."""
+        ...
+
+    def identifier_conflicts(self, limit: int) -> list[tuple[str, str]]:
+        """Identifiers whose body may have left under two or more profiles, account-wide.
+
+        Read only. Returns up to ``limit`` (kind, identifier) pairs, sorted, the identifier in
+        the identity rules' comparable form (two spellings of one e-mail are one identifier);
+        a member's profile is its ``profile_anchor``, else its person key. Across every
+        audience of the ledger, batches SENDING or later: what would make Infobip merge.
+        """
         ...

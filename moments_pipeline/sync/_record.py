@@ -35,7 +35,7 @@ def unresolved_rows(batch: RunBatch) -> list[StatusRow]:
             reason="REPORT_DEADLINE",
             operation_id=record.operation_id,
         )
-    if record.state is BatchState.PLANNED:
+    if record.state in (BatchState.PLANNED, BatchState.CLAIMED):  # never left
         return statuses_without_report(
             batch.context, batch.members, status="NOT_SENT", reason=record.reason
         )

@@ -82,6 +82,11 @@ class SyncResult:
             found them claimed by another run (should not happen under the run lease).
         reports_by_callback: operations whose final report came by notifyUrl callback.
         reports_by_polling: operations whose final report came by polling.
+        callbacks_rejected: notifyUrl reports not applied because their operationId is not
+            their batch's (forged, or the first send of a re-sent batch): refused by the
+            engine, plus those the receiver refused when the caller adds its count.
+        callbacks_unknown: notifyUrl reports whose callbackData is no batch of the ledger,
+            as counted by the receiver (the caller adds them; the engine never sees them).
         duration_s: wall time of the run.
         rejected_samples: a few rejected participants.
     """
@@ -103,6 +108,8 @@ class SyncResult:
     skipped_batches: list[HeldBatch] = field(default_factory=list)
     reports_by_callback: int = 0
     reports_by_polling: int = 0
+    callbacks_rejected: int = 0
+    callbacks_unknown: int = 0
     duration_s: float = 0.0
     rejected_samples: list[RejectedSample] = field(default_factory=list)
 
@@ -153,6 +160,8 @@ class SyncResult:
             "operation_ids": len(self.operation_ids),
             "reports_by_callback": self.reports_by_callback,
             "reports_by_polling": self.reports_by_polling,
+            "callbacks_rejected": self.callbacks_rejected,
+            "callbacks_unknown": self.callbacks_unknown,
             "duration_s": round(self.duration_s, 3),
             "participants_per_s": round(self.participants_per_s, 1),
         }

@@ -189,3 +189,56 @@ async def test_client_widens_the_shared_budget_on_429_and_still_honours_retry_af
     for i in range(2, 202):
         await client.add_flow_participants(CAMPAIGN_ID, [participant(i)])
     assert budget.safety_margin == pytest.approx(before + 0.01)
+
+
+def _max_in_window(times: list[float], window: float) -> int:
+    times = sorted(times)
+    return max(sum(1 for t in times if s <= t < s + window) for s in times)
+
+
+async def test_the_window_counts_issues_not_slots_so_work_in_between_never_bunches() -> None:
+    """Each caller holds its slot a varying while before issuing (the engine's durable mark):
+    every sliding second still holds at most 10 issues, and the pace stays at the limit."""
+    clock = VirtualClock()
+    budget = RateBudget(10, safety_margin=0.01, clock=clock, sleep=clock.sleep)
+    issues: list[float] = []
+    # Slow marks first, then fast ones: issues of later slots would catch up with earlier ones
+    # if the window counted slots.
+    delays = [0.09 if i % 10 < 5 else 0.0 for i in range(60)]
+
+    async def one(delay: float) -> None:
+        await budget.reserve()
+        await clock.sleep(delay)
+        budget.issued()
+        issues.append(clock())
+
+    await asyncio.gather(*(one(d) for d in delays))
+    assert _max_in_window(issues, 1.0) <= 10
+
+
+async def test_a_short_mark_before_each_issue_keeps_the_pace_at_the_limit() -> None:
+    """A few milliseconds between slot and issue (a ledger write) cost about their share of
+    the window, never a second."""
+    clock = VirtualClock()
+    budget = RateBudget(10, safety_margin=0.01, clock=clock, sleep=clock.sleep)
+    issues: list[float] = []
+    for i in range(80):
+        await budget.reserve()
+        await clock.sleep(0.002 + 0.002 * (i % 3))
+        budget.issued()
+        issues.append(clock())
+    steady = issues[20:]
+    assert _max_in_window(issues, 1.0) <= 10
+    assert (len(steady) - 1) / (steady[-1] - steady[0]) > 0.97 * 10
+
+
+async def test_a_cancelled_reservation_frees_its_place() -> None:
+    clock = VirtualClock()
+    budget = RateBudget(10, clock=clock, sleep=clock.sleep)
+    for _ in range(10):
+        await budget.reserve()
+    assert budget.try_reserve() > 0  # ten outstanding reservations fill the window
+    for _ in range(10):
+        budget.cancel_reservation()
+    clock.now += 0.2  # past the grid's next slot
+    assert budget.try_reserve() == 0.0

@@ -33,6 +33,10 @@ ENGINE_MODULES = [
     "_lease.py",
     "_options.py",
     "_run_parts.py",
+    "_callbacks.py",
+    "_send.py",
+    "_states.py",
+    "_record.py",
 ]
 FORBIDDEN = (
     "httpx",

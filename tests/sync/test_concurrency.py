@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,9 @@ from moments_pipeline.sync import (
     BatchRecord,
     BatchState,
     LeaseHeldError,
+    LeaseLostError,
     SqlLedgerStore,
+    SyncOptions,
     SyncResult,
 )
 from moments_pipeline.warehouse import DuckDBWarehouse, PostgresWarehouse, Warehouse
@@ -145,18 +148,29 @@ async def test_an_expired_lease_of_a_crashed_run_is_taken_over(
     assert taken.holder == "next"  # released by the run that took it over
 
 
-def test_sending_mark_is_a_compare_and_set(shared_ledger: SqlLedgerStore) -> None:
+def test_claim_and_sending_mark_are_compare_and_sets(shared_ledger: SqlLedgerStore) -> None:
     record = BatchRecord("b1", AUDIENCE, PARTITION, CAMPAIGN, 0, 1, BatchState.PLANNED)
     shared_ledger.plan_batches([record], [BatchMember("b1", "p1", "EMAIL", "a@x.com", True)])
-    assert shared_ledger.mark_sending("b1") is True
-    assert shared_ledger.mark_sending("b1") is False  # already SENDING: someone else's send
+    assert shared_ledger.mark_sending("b1", claimed_by="run-a") is False  # not claimed yet
+    assert shared_ledger.claim_batch("b1", "run-a") is True
+    assert shared_ledger.claim_batch("b1", "run-b") is False  # two runs never take one batch
+    assert shared_ledger.mark_sending("b1", claimed_by="run-b") is False  # not run-b's claim
+    assert shared_ledger.mark_sending("b1", claimed_by="run-a") is True
+    assert shared_ledger.mark_sending("b1", claimed_by="run-a") is False  # already SENDING
     assert shared_ledger.mark_sending("gone") is False
-    # A re-send claims a HELD batch, not a PLANNED one.
-    shared_ledger.update_batches([dataclasses.replace(record, state=BatchState.HELD)])
-    assert shared_ledger.mark_sending("b1") is False
-    assert shared_ledger.mark_sending("b1", (BatchState.HELD,)) is True
+    # Answered "not processed" (a 429): back to the claim, only by its owner.
+    assert shared_ledger.unmark_sending("b1", "run-b") is False
+    assert shared_ledger.unmark_sending("b1", "run-a") is True
     (stored,) = shared_ledger.batches(AUDIENCE, PARTITION, CAMPAIGN)
-    assert stored.state is BatchState.SENDING
+    assert (stored.state, stored.claimed_by) == (BatchState.CLAIMED, "run-a")
+    # A re-send takes a HELD batch, never a CLAIMED or PLANNED one, and flags it re-sent.
+    assert shared_ledger.mark_sending("b1", claimed_by="run-a")
+    held = dataclasses.replace(stored, state=BatchState.HELD, reason="AMBIGUOUS_SEND")
+    shared_ledger.update_batches([held])
+    assert shared_ledger.mark_sending("b1") is False
+    assert shared_ledger.mark_sending("b1", (BatchState.HELD,), resend=True) is True
+    (stored,) = shared_ledger.batches(AUDIENCE, PARTITION, CAMPAIGN)
+    assert (stored.state, stored.resent) == (BatchState.SENDING, True)
 
 
 def test_lease_is_exclusive_renewable_and_released(shared_ledger: SqlLedgerStore) -> None:
@@ -173,3 +187,101 @@ def test_lease_is_exclusive_renewable_and_released(shared_ledger: SqlLedgerStore
     assert take("s", "c", description="C", now=120.0, ttl_s=10).holder == "b"
     shared_ledger.release_lease("s", "b")
     assert take("s", "c", description="C", now=120.0, ttl_s=10).holder == "c"
+
+
+# -- the heartbeat ----------------------------------------------------------------------------
+
+HEARTBEAT: dict[str, Any] = {"lease_ttl_s": 1.0, "lease_renew_s": 0.25}
+
+
+class StallingLedger(SqlLedgerStore):
+    """A shared ledger whose lease renewals can be made to fail (a stalled warehouse), and
+    which records, at each SENDING claim, whether the claiming run's lease was still valid."""
+
+    def __init__(self, warehouse: Warehouse) -> None:
+        super().__init__(warehouse)
+        self.stalled = False
+        self.claims: list[bool] = []
+
+    def renew_lease(self, scope: str, holder: str, *, now: float, ttl_s: float) -> bool:
+        if self.stalled:
+            raise RuntimeError("warehouse stalled")
+        return super().renew_lease(scope, holder, now=now, ttl_s=ttl_s)
+
+    def mark_sending(self, *args: Any, **kwargs: Any) -> bool:
+        rows = self.warehouse.fetch_all(f"SELECT expires_at FROM {self.lease_table}")
+        self.claims.append(bool(rows) and float(rows[0][0]) > time.time())
+        return bool(super().mark_sending(*args, **kwargs))
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def stalling_ledger(request: pytest.FixtureRequest, tmp_path: Path) -> StallingLedger:
+    if request.param == "duckdb":
+        wh: Warehouse = DuckDBWarehouse(tmp_path / "ledger.duckdb")
+    else:
+        wh = PostgresWarehouse(request.getfixturevalue("postgres_dsn"))
+    request.addfinalizer(wh.close)
+    ledger = StallingLedger(wh)
+    ledger.ensure_schema()
+    return ledger
+
+
+async def test_a_live_runs_lease_is_never_taken_while_its_heartbeat_works(
+    make_emulator_app: MakeApp, shared_ledger: SqlLedgerStore
+) -> None:
+    slow: dict[str, Any] = {"faults": FaultSettings(latency_ms=350), "notify": False}
+    async with sync_env(make_emulator_app, shared_ledger, **slow) as env:
+        started = time.monotonic()
+        first = asyncio.create_task(
+            env.run(people(ROWS), run_id="run-A", **HEARTBEAT, **ONE_AT_A_TIME)
+        )
+        await _once_sending(env)
+        attempts = 0
+        while not first.done():  # another run asks again and again, with the real clock
+            lease = shared_ledger.acquire_lease(
+                "ledger", "run-B", description="B", now=time.time(), ttl_s=1.0
+            )
+            assert lease.holder == "run-A", "the live run's lease was taken"
+            attempts += 1
+            await asyncio.sleep(0.1)
+        done = await first
+        assert time.monotonic() - started > 3 * HEARTBEAT["lease_ttl_s"]  # renewed, not lucky
+        assert attempts >= 10
+        assert done.delivered == ROWS
+        await _assert_everyone_added_once(env)
+
+
+async def test_a_run_whose_heartbeat_stalls_stops_sending_before_its_lease_expires(
+    make_emulator_app: MakeApp, stalling_ledger: StallingLedger
+) -> None:
+    slow: dict[str, Any] = {"faults": FaultSettings(latency_ms=100), "notify": False}
+    async with sync_env(make_emulator_app, stalling_ledger, **slow) as env:
+        first = asyncio.create_task(
+            env.run(people(ROWS), run_id="run-A", **HEARTBEAT, **ONE_AT_A_TIME)
+        )
+        for _ in range(500):
+            if env.add_requests() >= 2:
+                break
+            await asyncio.sleep(0.01)
+        stalling_ledger.stalled = True
+        with pytest.raises(LeaseLostError, match="run-A"):
+            await first
+        # Every claim was made under a valid lease; the run stopped well before the end.
+        assert stalling_ledger.claims and all(stalling_ledger.claims)
+        assert env.add_requests() < ROWS // BATCH
+        states = {b.state for b in stalling_ledger.batches(AUDIENCE, PARTITION, CAMPAIGN)}
+        assert BatchState.PLANNED in states
+        # The next run takes the expired lease over and sends the rest, nobody twice.
+        stalling_ledger.stalled = False
+        second = await env.run(
+            people(ROWS), run_id="run-B", lease_wait_s=5.0, lease_poll_s=0.05, **ONE_AT_A_TIME
+        )
+        assert second.delivered == ROWS
+        await _assert_everyone_added_once(env)
+
+
+def test_lease_options_are_checked() -> None:
+    assert SyncOptions().lease_ttl_s <= 10 and SyncOptions().renew_interval_s == 1.5
+    assert SyncOptions(lease_ttl_s=2).renew_interval_s == 0.5
+    with pytest.raises(ValueError, match="lease_renew_s"):
+        SyncOptions(lease_ttl_s=2, lease_renew_s=1.5)

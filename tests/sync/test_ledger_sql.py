@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
+
+import pytest
 
 from moments_pipeline.sync import (
     IN_FLOW_REASON,
@@ -10,6 +13,7 @@ from moments_pipeline.sync import (
     BatchMembers,
     BatchRecord,
     BatchState,
+    IllegalTransition,
     OperationReport,
     ParticipantVerdict,
     QuarantineRow,
@@ -17,6 +21,7 @@ from moments_pipeline.sync import (
     StatusRow,
     prior_identities_frame,
 )
+from moments_pipeline.warehouse import connect_warehouse
 
 
 def _batch(batch_id: str, state: BatchState = BatchState.PLANNED) -> BatchRecord:
@@ -31,6 +36,11 @@ def _members(batch_id: str, *people: str) -> list[BatchMember]:
     return rows
 
 
+def _on_wire(ledger: SqlLedgerStore, batch_id: str, run_id: str = "run-1") -> None:
+    assert ledger.claim_batch(batch_id, run_id)
+    assert ledger.mark_sending(batch_id, claimed_by=run_id)
+
+
 def _status(
     person: str, status: str, reason: str | None = None, delivered: bool = False
 ) -> StatusRow:
@@ -42,9 +52,9 @@ def test_schema_is_idempotent_and_outbox_round_trips(sql_ledger: SqlLedgerStore)
     sql_ledger.plan_batches(
         [_batch("b1"), _batch("b2")], _members("b1", "p1", "p2") + _members("b2", "p3")
     )
-    sql_ledger.mark_sending("b1")
+    _on_wire(sql_ledger, "b1")
     sent = dataclasses.replace(
-        _batch("b1"), state=BatchState.SENT, operation_id="op-1", resent=True
+        _batch("b1"), state=BatchState.SENT, operation_id="op-1", resent=True, claimed_by="run-1"
     )
     sql_ledger.update_batches([sent])
     got = {b.batch_id: b for b in sql_ledger.batches("aud", "2026-11-25", 7)}
@@ -61,7 +71,7 @@ def test_discard_planned_leaves_sent_batches(sql_ledger: SqlLedgerStore) -> None
     sql_ledger.plan_batches(
         [_batch("b1"), _batch("b2")], _members("b1", "p1") + _members("b2", "p2")
     )
-    sql_ledger.mark_sending("b1")
+    _on_wire(sql_ledger, "b1")
     sql_ledger.discard_planned(["b1", "b2"])
     assert [b.batch_id for b in sql_ledger.batches("aud", "2026-11-25", 7)] == ["b1"]
     assert sql_ledger.batch_members(["b2"]) == []
@@ -74,7 +84,7 @@ def test_identity_ledger_holds_only_identifiers_that_may_have_left(
         [_batch("b1"), _batch("b2")], _members("b1", "p1") + _members("b2", "p2")
     )
     assert sql_ledger.sent_identities() == []
-    sql_ledger.mark_sending("b1")
+    _on_wire(sql_ledger, "b1")
     assert sql_ledger.sent_identities() == [
         ("EMAIL", "p1@example.com", "p1"),
         ("EXTERNAL_ID", "ext-p1", "p1"),
@@ -92,7 +102,7 @@ def test_identity_ledger_records_the_profile_anchor(sql_ledger: SqlLedgerStore) 
     )
     sql_ledger.plan_batches([_batch("b1")], members)
     assert sql_ledger.batch_members(["b1"]) == list(members)
-    sql_ledger.mark_sending("b1")
+    _on_wire(sql_ledger, "b1")
     frame = prior_identities_frame(sql_ledger)
     assert list(frame.columns) == ["kind", "identifier", "person_key"]
     assert sorted(map(tuple, frame.to_numpy().tolist())) == [
@@ -148,3 +158,53 @@ def test_callbacks_are_kept_per_operation(sql_ledger: SqlLedgerStore) -> None:
     assert set(got) == {"b1"}
     assert sorted(r.operation_id for r in got["b1"]) == ["op-a", "op-b"]
     assert first in got["b1"]
+
+
+@pytest.mark.parametrize("backend", ["duckdb", "postgres"])
+def test_a_ledger_of_the_previous_release_gains_the_new_columns(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    # The outbox and members tables as the previous release created them.
+    url = (
+        f"duckdb:///{tmp_path / 'old.duckdb'}"
+        if backend == "duckdb"
+        else request.getfixturevalue("postgres_dsn")
+    )
+    warehouse = connect_warehouse(url)
+    try:
+        warehouse.execute(
+            "CREATE TABLE moments_sync_outbox (batch_id TEXT PRIMARY KEY, audience TEXT NOT NULL, "
+            "partition_key TEXT NOT NULL, campaign_id BIGINT NOT NULL, attempt INTEGER NOT NULL, "
+            "size INTEGER NOT NULL, state TEXT NOT NULL, operation_id TEXT, reason TEXT, "
+            "resent BOOLEAN NOT NULL DEFAULT FALSE, updated_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP)"
+        )
+        warehouse.execute(
+            "CREATE TABLE moments_sync_batch_members (batch_id TEXT NOT NULL, "
+            "person_key TEXT NOT NULL, kind TEXT NOT NULL, identifier TEXT NOT NULL, "
+            "is_identify_by BOOLEAN NOT NULL)"
+        )
+        SqlLedgerStore(warehouse).ensure_schema()
+        SqlLedgerStore(warehouse).ensure_schema()  # idempotent
+        outbox = warehouse.read_query("SELECT * FROM moments_sync_outbox LIMIT 0").columns
+        members = warehouse.read_query("SELECT * FROM moments_sync_batch_members LIMIT 0").columns
+    finally:
+        warehouse.close()
+    assert {"claimed_by", "resent_at"} <= set(outbox)
+    assert "profile_anchor" in set(members)
+
+
+def test_a_second_record_of_the_same_final_report_is_not_a_transition(
+    sql_ledger: SqlLedgerStore,
+) -> None:
+    # Two runs without a common lease may both poll one operation's report.
+    sql_ledger.plan_batches([_batch("b1")], _members("b1", "p1"))
+    _on_wire(sql_ledger, "b1")
+    sent = dataclasses.replace(_batch("b1"), state=BatchState.SENT, operation_id="op-1")
+    reported = dataclasses.replace(sent, state=BatchState.REPORTED)
+    sql_ledger.update_batches([sent])
+    sql_ledger.update_batches([reported])
+    sql_ledger.update_batches([reported])
+    with pytest.raises(IllegalTransition):
+        sql_ledger.update_batches([dataclasses.replace(reported, operation_id="op-forged")])
+    [got] = sql_ledger.batches("aud", "2026-11-25", 7)
+    assert (got.state, got.operation_id) == (BatchState.REPORTED, "op-1")
