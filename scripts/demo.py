@@ -3,9 +3,11 @@
 Steps: build the sample DuckDB warehouse from ``data_samples/`` (fresh each time), start the
 emulator (``moments-pipeline emulator`` on a free loopback port, Infobip's real 10 requests/s),
 materialize each audience's assets and checks in process on an ephemeral Dagster instance, print
-a summary per audience, stop the emulator, and say how to open the same project in
-``dagster dev``. Exits non-zero when a run or a check failed, something was left held or
-pending, or the emulator recorded a single profile merge.
+a summary per audience, execute every asset check once more on its own (as the UI's "Execute"
+does: the checks read the ledger and tables, so nothing may be sent), stop the emulator, and say
+how to open the same project in ``dagster dev``. Exits non-zero when a run or a check failed,
+something was left held or pending, a check executed alone sent a request or materialized an
+asset, or the emulator recorded a single profile merge.
 """
 
 from __future__ import annotations
@@ -30,6 +32,10 @@ EMULATOR_CONFIG = REPO / "data_samples" / "emulator.yaml"
 AUDIENCES = REPO / "audiences"
 # Fixed order: later audiences meet the identities the earlier ones sent (the identity ledger).
 ORDER = ("loyalty_customers", "cart_abandoners", "newsletter_welcome")
+STEPS = ("source", "participants", "quarantine", "flow_sync", "flow_report")
+# The summary below says what happened; Dagster's step-by-step DEBUG events stay in the
+# instance's event log instead of flooding the terminal.
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def _metadata(result: Any, step: str) -> dict[str, Any]:
@@ -48,18 +54,10 @@ def run_audience(job: Any, instance: Any, name: str, base_url: str) -> tuple[boo
     import dagster as dg
 
     merges_before = len(httpx.get(f"{base_url}/_emulator/merges").json())
-    keys = [
-        dg.AssetKey([name, s])
-        for s in ("source", "participants", "quarantine", "flow_sync", "flow_report")
-    ]
+    keys = [dg.AssetKey([name, s]) for s in STEPS]
     started = time.perf_counter()
     result = job.execute_in_process(
-        instance=instance,
-        asset_selection=keys,
-        raise_on_error=False,
-        # The summary below says what happened; Dagster's step-by-step DEBUG events stay in the
-        # instance's event log instead of flooding the terminal.
-        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+        instance=instance, asset_selection=keys, raise_on_error=False, run_config=QUIET
     )
     elapsed = time.perf_counter() - started
     merges = len(httpx.get(f"{base_url}/_emulator/merges").json()) - merges_before
@@ -92,6 +90,7 @@ def run_audience(job: Any, instance: Any, name: str, base_url: str) -> tuple[boo
         f"({_fmt(sync.get('moments/refused_at_sync_by_reason', {}))})",
         f"  sent             {sent} in {sync.get('moments/sent_requests', '?')} request(s)",
         f"  accepted         {report.get('moments/accepted', '?')}",
+        f"  already in flow  {report.get('moments/already_in_flow', '?')}",
         f"  rejected         {report.get('moments/rejected', '?')}  "
         f"({_fmt(report.get('moments/rejected_by_reason', {}))})",
         f"  reports          {sync.get('moments/reports_by_callback', 0)} by notifyUrl callback, "
@@ -114,6 +113,32 @@ def run_audience(job: Any, instance: Any, name: str, base_url: str) -> tuple[boo
     if not result.success:
         lines.append("  RUN FAILED: see the step errors above")
     return ok, lines
+
+
+def rerun_checks(defs: Any, instance: Any, names: list[str], base_url: str) -> tuple[bool, str]:
+    """Execute every asset check alone, as the UI's "Execute" does: evaluated, nothing sent."""
+    import dagster as dg
+
+    before = len(httpx.get(f"{base_url}/_emulator/requests").json())
+    keys = [dg.AssetKey([n, s]) for n in names for s in STEPS]
+    result = dg.materialize(
+        list(defs.assets),
+        resources=defs.resources,
+        instance=instance,
+        selection=dg.AssetSelection.checks_for_assets(*keys),
+        raise_on_error=False,
+        run_config=QUIET,
+    )
+    checks = result.get_asset_check_evaluations()
+    passed = sum(c.passed for c in checks)
+    requests = len(httpx.get(f"{base_url}/_emulator/requests").json()) - before
+    materialized = len(result.get_asset_materialization_events())
+    ok = result.success and checks and passed == len(checks) and requests == materialized == 0
+    line = (
+        f"checks alone: {passed}/{len(checks)} passed, {requests} request(s) to Moments, "
+        f"{materialized} materialization(s)"
+    )
+    return bool(ok), line
 
 
 def main() -> int:
@@ -153,6 +178,9 @@ def main() -> int:
                 ok, lines = run_audience(job, instance, name, base_url)
                 all_ok &= ok
                 print("\n".join(lines) + "\n")
+            ok, line = rerun_checks(defs, instance, ordered, base_url)
+            all_ok &= ok
+            print(line)
         total_merges = len(httpx.get(f"{base_url}/_emulator/merges").json())
     print(f"total merges in the emulator: {total_merges}")
     print(

@@ -3,12 +3,12 @@
 The only subpackage that imports Dagster. Shaped like Dagster's own integration libraries:
 resources that build plain clients (``MomentsResource``, ``WarehouseResource``), a pure
 translator from an audience definition to asset and check specs (``build_audience_specs``),
-and a thin asset factory (``build_audience_assets``). ``moments_pipeline.dagster.definitions``
+a thin asset factory (``build_audience_assets``: assets plus check definitions that evaluate
+what the assets recorded, never sending). ``moments_pipeline.dagster.definitions``
 holds the project's ``defs`` for ``dagster dev -w workspace.yaml``.
 """
 
-from moments_pipeline.config import DEFAULT_WAREHOUSE_URL
-from moments_pipeline.dagster._factory import SyncRunConfig, build_audience_assets
+from moments_pipeline.dagster._factory import build_audience_assets
 from moments_pipeline.dagster._metadata import mask_identifier, mask_participant
 from moments_pipeline.dagster._resources import MomentsResource, WarehouseResource
 from moments_pipeline.dagster._specs import (
@@ -23,13 +23,13 @@ from moments_pipeline.dagster._specs import (
     audience_tables,
     build_audience_specs,
 )
+from moments_pipeline.dagster._steps import SyncRunConfig
 
 __all__ = [
     "CHECK_NOTHING_PENDING",
     "CHECK_NO_CONFLICT_SENT",
     "CHECK_NO_QUARANTINE_LEAK",
     "CHECK_REJECTION_RATE",
-    "DEFAULT_WAREHOUSE_URL",
     "METADATA_PREFIX",
     "AudienceSpecs",
     "AudienceTables",

@@ -2,7 +2,8 @@
 
 Everything the assets attach to a materialization passes through here; identifiers are masked
 with the pipeline's one mask (``moments_pipeline.identity.mask_identifier``: enough of it to find
-the row, not enough to use it). Secrets never reach this module.
+the row, not enough to use it). Secrets never reach this module. The step-by-step metadata sets
+built from these are in ``_asset_metadata``.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import dagster as dg
+import pandas as pd
 
 from moments_pipeline.dagster._specs import METADATA_PREFIX
+from moments_pipeline.dagster._tables import is_listlike, printable
 
 # The one mask of the pipeline (``identity/_mask``): the UI shows an identifier exactly as the
 # quarantine details and the engine's refusal details do.
@@ -21,6 +24,8 @@ from moments_pipeline.identity import mask_identifier as mask_identifier
 
 SAMPLE_ROWS = 10
 _MAX_CELL = 60
+#: Columns of a quarantine sample shown as they are (every other column is masked).
+_SHOWN_PLAIN = ("row_id", "reason", "detail")
 
 
 def key(name: str) -> str:
@@ -75,3 +80,30 @@ def counts(values: Mapping[str, int] | Iterable[tuple[str, int]]) -> dg.Metadata
     """A JSON metadata value of counts, sorted by key for stable display."""
     items = values.items() if isinstance(values, Mapping) else values
     return dg.MetadataValue.json({str(k): int(v) for k, v in sorted(items)})
+
+
+def table_schema(frame: pd.DataFrame) -> dg.TableSchema:
+    """The frame's columns and dtypes as a Dagster table schema."""
+    return dg.TableSchema(
+        columns=[dg.TableColumn(name=str(c), type=str(t)) for c, t in frame.dtypes.items()]
+    )
+
+
+def masked_records(frame: pd.DataFrame, limit: int = SAMPLE_ROWS) -> list[dict[str, Any]]:
+    """Up to ``limit`` rows with every column but the row id, reason and detail masked.
+
+    Control characters become U+FFFD (``printable``): a sample is for reading.
+    """
+    return [
+        {
+            k: printable(v if k in _SHOWN_PLAIN else mask_identifier(v)) if _present(v) else ""
+            for k, v in record.items()
+        }
+        for record in frame.head(limit).to_dict(orient="records")
+    ]
+
+
+def _present(value: object) -> bool:
+    if value is None or is_listlike(value):
+        return value is not None
+    return not pd.isna(value)

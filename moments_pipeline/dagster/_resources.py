@@ -13,7 +13,7 @@ connection is refused when definitions are built (``unknown_connections``), neve
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 import dagster as dg
@@ -22,11 +22,12 @@ from pydantic import Field, SecretStr
 
 from moments_pipeline.config import DEFAULT_WAREHOUSE_URL, LEDGER_CONNECTION, AudienceConfig
 from moments_pipeline.infobip import (
+    DEFAULT_MAX_BODY_BYTES,
     CallbackReceiver,
     CallbackServer,
     MomentsClient,
     MomentsClientConfig,
-    RawReport,
+    RawReportHandler,
 )
 from moments_pipeline.warehouse import Warehouse, connect_warehouse, redact_url
 
@@ -45,6 +46,8 @@ class MomentsResource(dg.ConfigurableResource):
         callback_host: Interface the notifyUrl callback receiver binds (None: poll reports).
         callback_port: Port of the callback receiver (0: a free port).
         callback_public_url: URL at which Infobip reaches the receiver, when behind a proxy.
+        callback_max_body_bytes: Largest report body the receiver accepts (2 MiB; a report of
+            1000 participants is ~150 KB); beyond it 413, without reading the rest.
     """
 
     base_url: str = Field(description="Infobip API base URL, e.g. https://xxxx.api.infobip.com")
@@ -60,6 +63,11 @@ class MomentsResource(dg.ConfigurableResource):
     callback_port: int | None = Field(default=None, ge=0, le=65535)
     callback_public_url: str | None = Field(
         default=None, description="Public URL of the callback receiver (defaults to host:port)"
+    )
+    callback_max_body_bytes: int = Field(
+        default=DEFAULT_MAX_BODY_BYTES,
+        ge=1024,
+        description="Largest notifyUrl report accepted; larger bodies get 413 unread",
     )
 
     def client_config(self) -> MomentsClientConfig:
@@ -78,17 +86,24 @@ class MomentsResource(dg.ConfigurableResource):
         """Build a client (an async context manager); ``transport`` is for in-process tests."""
         return MomentsClient(self.client_config(), transport=transport)
 
-    def callback_server(self, handler: Callable[[RawReport], None]) -> CallbackServer | None:
+    def callback_server(self, handler: RawReportHandler) -> CallbackServer | None:
         """A notifyUrl receiver for ``handler``, or None when reports are to be polled.
+
+        Each call builds a new receiver, so every sync run has its own random 256-bit path
+        token: a notifyUrl seen in one run's requests opens nothing in the next. The server's
+        ``notify_url`` holds it (sent to Infobip only); show ``redacted_notify_url``.
 
         Args:
             handler: Called with each report Infobip POSTs back, as checked JSON (a raw
-                handler of ``CallbackReceiver``).
+                handler of ``CallbackReceiver``), returning what it did with it.
         """
         if self.callback_host is None:
             return None
         return CallbackServer(
-            CallbackReceiver(raw_handler=handler),
+            # The handler's ledger keeps the reports: none are held in the receiver itself.
+            CallbackReceiver(
+                raw_handler=handler, keep_reports=0, max_body_bytes=self.callback_max_body_bytes
+            ),
             host=self.callback_host,
             port=self.callback_port or 0,
             public_base_url=self.callback_public_url,

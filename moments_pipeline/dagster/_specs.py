@@ -3,7 +3,8 @@
 Like the translators of dagster-dlt and dagster-sling, this module decides names, keys, groups,
 kinds and descriptions and nothing else: no I/O, no resources, no execution. Every audience
 becomes five assets in a group named after it, keyed ``<audience>/<step>``, plus asset checks
-on its flow report and the row accounting check on its participants. The table names the
+on its flow report and the row accounting check on its participants (``_checks`` evaluates
+them in steps of their own). The table names the
 assets write to are derived here too, so the keys, the UI and the warehouse agree.
 """
 
@@ -17,6 +18,9 @@ from moments_pipeline.config import AudienceConfig
 
 #: Prefix of every metadata key this package writes (Dagster's convention: namespaced keys).
 METADATA_PREFIX = "moments/"
+
+#: Partition key the engine records for unpartitioned audiences.
+UNPARTITIONED = ""
 
 SOURCE = "source"
 PARTICIPANTS = "participants"
@@ -56,9 +60,9 @@ class AudienceSpecs:
         quarantine: Input rows held back, each with a reason.
         flow_sync: The send to the flow.
         flow_report: Final per-participant statuses.
-        checks: Asset checks evaluated with the flow report.
+        checks: Asset checks of the flow report (evaluated by their own step, on the ledger).
         tables: Warehouse tables written by the assets.
-        prepare_checks: Asset checks evaluated by the prepare step (on the participants).
+        prepare_checks: Asset checks of the participants (their own step, on the tables).
     """
 
     audience: AudienceConfig
@@ -194,7 +198,9 @@ def build_audience_specs(audience: AudienceConfig) -> AudienceSpecs:
             CHECK_ROWS_ACCOUNTED,
             asset=key[PARTICIPANTS],
             description="Every source row is in exactly one participant or in quarantine, as "
-            "recorded in the participants and quarantine tables.",
+            "recorded in the participants and quarantine tables. Blocking: a failure stops the "
+            "sync.",
+            blocking=True,
         ),
     )
     return AudienceSpecs(

@@ -543,8 +543,6 @@ class Emulator:
                 self._register(op)
             elif kind == "slice":
                 self._replay_slice(record)
-            elif kind == "done":
-                self._replay_done(record)
             elif kind == "upsert":
                 self.people.replay_upsert(record)
             elif kind == "remove":
@@ -592,24 +590,6 @@ class Emulator:
             self.credits_left -= used
         if run.done:
             self._finish(run)
-
-    def _replay_done(self, record: dict[str, Any]) -> None:
-        """Apply a ``done`` record of the earlier journal format (results journaled)."""
-        for upsert in record["upserts"]:
-            self.people.replay_upsert(upsert)
-        self.people.end_scope(record["op"])
-        op = self.operations.get(record["op"])
-        if op is None:
-            return
-        with contextlib.suppress(ValueError):
-            self._pending.remove(op)
-        op.set_results(record["results"])
-        op.participants = []
-        flow = self.flows.get(op.campaign_id)
-        if flow is not None:
-            flow.members.update(self.people.resolve(pid) for pid in record["added"])
-        if self.credits_left is not None:
-            self.credits_left -= int(record["credits"])
 
     def _restore(self, data: dict[str, Any]) -> None:
         self.people.restore(data["people"])

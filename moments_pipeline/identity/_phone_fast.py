@@ -298,20 +298,3 @@ def _assemble(n: int, rows: list[np.ndarray], pieces: list[pa.Array]) -> pa.Arra
         position[taken] = np.arange(len(taken))
     source = pa.concat_arrays([pa.array([], pa.large_string()), *pieces])
     return source.take(pa.array(position, mask=position < 0))
-
-
-def fast_phones(values: list[str], regions: list[str | None]) -> list[str | None]:
-    """Digits (``<cc><nsn>``) for values the fast path accepts, None for the rest.
-
-    Args:
-        values: Trimmed raw phone texts (at most 50 characters, no NA).
-        regions: Region per value (upper-case alpha-2) or None.
-
-    Returns:
-        One entry per value.
-    """
-    names = sorted({r for r in regions if r})
-    index = {r: i for i, r in enumerate(names)}
-    codes = np.array([index.get(r, -1) if r else -1 for r in regions], dtype=np.int64)
-    digits, _ = decide_phones(pa.array(values, type=pa.large_string()), codes, names)
-    return digits.to_pylist()

@@ -3,7 +3,7 @@
 Written once and read by every layer that decides who is who: the identity layer at prepare
 time (``_normalize_frame``, ``_prior_profiles``), the sync engine's re-check under the run
 lease (``sync/_batching``, ``sync/_identity_check``) and the Dagster safety checks
-(``dagster/_report``). If two of them applied different rules, one could let through a person
+(``dagster/_checks``). If two of them applied different rules, one could let through a person
 the other would refuse, and Infobip would merge two people's profiles.
 
 - Kinds: ``EMAIL``, ``PHONE``, ``EXTERNAL_ID`` and ``<TYPE>:<sender>`` for the channel

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from moments_pipeline.config import parse_audience
-from moments_pipeline.dagster import _accounting, _report, _tables
+from moments_pipeline.dagster import _accounting, _asset_metadata, _tables
 from moments_pipeline.dagster._specs import CHECK_ROWS_ACCOUNTED, build_audience_specs
 from moments_pipeline.identity import prepare_audience
 from moments_pipeline.warehouse import DuckDBWarehouse, Warehouse, connect_warehouse
@@ -157,5 +157,5 @@ def test_prepared_tables_round_trip_and_reconcile(warehouse: Warehouse) -> None:
     assert set(dropped.columns) == {"row_id", "column_name", "value_masked", "reason", "detail"}
     assert "FLOWERS" not in " ".join(dropped["value_masked"])
     # The metadata of hostile quarantine rows renders.
-    meta = _report.quarantine_metadata(quarantine)
+    meta = _asset_metadata.quarantine_metadata(quarantine)
     assert "\x00" not in str(meta["moments/quarantine_sample"].value)
