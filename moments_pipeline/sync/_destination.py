@@ -37,6 +37,7 @@ from moments_pipeline.infobip import (
     ServerError,
     TransportError,
     check_api_key,
+    error_summary,
 )
 
 from ._errors import AccountRefusedError
@@ -51,14 +52,8 @@ from ._protocols import (
 
 
 def _reason(prefix: str, exc: MomentsError) -> str:
-    # Codes and status only: the server's free text may echo request data.
-    parts = [prefix, type(exc).__name__]
-    if exc.status_code is not None:
-        parts.append(f"HTTP_{exc.status_code}")
-    code = exc.error_code or exc.message_id
-    if code:
-        parts.append(str(code))
-    return ":".join(parts)
+    # Codes and status only (``error_summary``): the server's free text may echo request data.
+    return f"{prefix}:{error_summary(exc)}"
 
 
 def report_from_model(model: FlowParticipantsReportResponse) -> OperationReport:
