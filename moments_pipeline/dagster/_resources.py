@@ -13,6 +13,7 @@ connection is refused when definitions are built (``unknown_connections``), neve
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
@@ -28,8 +29,20 @@ from moments_pipeline.infobip import (
     MomentsClient,
     MomentsClientConfig,
     RawReportHandler,
+    default_pacing_dir,
+    rate_budget_for,
 )
-from moments_pipeline.warehouse import Warehouse, connect_warehouse, redact_url
+from moments_pipeline.sync import SqlPacingRecord
+from moments_pipeline.warehouse import Warehouse, connect_warehouse, is_postgres_url, redact_url
+
+ACCOUNT_POOL = "moments_infobip_account"
+"""The Dagster pool of the steps that send to the Infobip account (the sync step).
+
+A code location holds one ``MomentsResource``, so one account: its sending steps share this
+pool, and ``dagster instance concurrency set moments_infobip_account N`` caps how many run at
+once. The pool bounds concurrency, not rate; the account's 10 requests/s across all of them is
+kept by the shared pacing record (``shared_pacing``).
+"""
 
 
 class MomentsResource(dg.ConfigurableResource):
@@ -48,6 +61,13 @@ class MomentsResource(dg.ConfigurableResource):
         callback_public_url: URL at which Infobip reaches the receiver, when behind a proxy.
         callback_max_body_bytes: Largest report body the receiver accepts (2 MiB; a report of
             1000 participants is ~150 KB); beyond it 413, without reading the rest.
+        shared_pacing: Share the account's rate budget with every other process of this host
+            (other runs, backfills, the CLI) through a pacing record file; off, this run paces
+            alone and concurrent runs together may exceed the account's limit.
+        pacing_dir: Directory of the pacing records (default: ``$MOMENTS_PACING_DIR``, else
+            ``$DAGSTER_HOME/moments_pacing``, else the system temp directory).
+        pacing_url: A PostgreSQL URL (e.g. the ledger's) whose ``moments_pacing_record`` table
+            holds the record instead of the file, for runs on several hosts; never shown.
     """
 
     base_url: str = Field(description="Infobip API base URL, e.g. https://xxxx.api.infobip.com")
@@ -69,6 +89,19 @@ class MomentsResource(dg.ConfigurableResource):
         ge=1024,
         description="Largest notifyUrl report accepted; larger bodies get 413 unread",
     )
+    shared_pacing: bool = Field(
+        default=True,
+        description="One rate budget per account across every process of this host",
+    )
+    pacing_dir: str | None = Field(
+        default=None, description="Directory of the shared pacing records (default: see docs)"
+    )
+    pacing_url: str | None = Field(
+        default=None,
+        repr=False,
+        description="PostgreSQL URL holding the shared pacing record (runs on several hosts); "
+        "give it as an EnvVar",
+    )
 
     def client_config(self) -> MomentsClientConfig:
         """The plain client configuration (the key wrapped in a ``SecretStr``)."""
@@ -80,11 +113,16 @@ class MomentsResource(dg.ConfigurableResource):
             connect_timeout_s=self.connect_timeout_s,
             read_timeout_s=self.read_timeout_s,
             allow_insecure_http=self.allow_insecure_http,
+            pacing_dir=(self.pacing_dir or default_pacing_dir()) if self.shared_pacing else None,
         )
 
     def get_client(self, *, transport: httpx.AsyncBaseTransport | None = None) -> MomentsClient:
         """Build a client (an async context manager); ``transport`` is for in-process tests."""
-        return MomentsClient(self.client_config(), transport=transport)
+        config = self.client_config()
+        budget = None
+        if self.shared_pacing and self.pacing_url:
+            budget = rate_budget_for(config, record=_sql_pacing_record(self.pacing_url, config))
+        return MomentsClient(config, transport=transport, rate_budget=budget)
 
     def callback_server(self, handler: RawReportHandler) -> CallbackServer | None:
         """A notifyUrl receiver for ``handler``, or None when reports are to be polled.
@@ -115,6 +153,22 @@ class MomentsResource(dg.ConfigurableResource):
         return {"base_url": config.base_url, "key_fingerprint": config.key_fingerprint}
 
 
+_SQL_RECORDS: dict[tuple[str, str], SqlPacingRecord] = {}
+_SQL_RECORDS_LOCK = threading.Lock()
+
+
+def _sql_pacing_record(url: str, config: MomentsClientConfig) -> SqlPacingRecord:
+    """The process's PostgreSQL pacing record of the account (one connection, kept open)."""
+    with _SQL_RECORDS_LOCK:
+        record = _SQL_RECORDS.get((url, config.account_id))
+        if record is None:
+            if not is_postgres_url(url):
+                raise ValueError("MomentsResource.pacing_url must be a PostgreSQL URL")
+            record = SqlPacingRecord(connect_warehouse(url), config.account_id)
+            _SQL_RECORDS[(url, config.account_id)] = record
+        return record
+
+
 class WarehouseResource(dg.ConfigurableResource):
     """The warehouse holding the ledger, snapshots and statuses, and the sources' connections.
 
@@ -125,6 +179,9 @@ class WarehouseResource(dg.ConfigurableResource):
             password; never shown). An audience reads from one with ``source.connection``;
             ``warehouse`` (the default) is the ledger's own warehouse and needs no entry.
         source_timeout_s: Statement timeout of a source read on PostgreSQL.
+        duckdb_lock_wait_s: How long a step waits for a DuckDB file that another process
+            (another run) holds: DuckDB admits one writing process per file, and each step
+            holds it only while it runs, so concurrent runs take turns instead of failing.
     """
 
     url: str = Field(
@@ -140,6 +197,11 @@ class WarehouseResource(dg.ConfigurableResource):
     )
     source_timeout_s: float = Field(
         default=300.0, gt=0, description="Statement timeout of a source read (PostgreSQL)"
+    )
+    duckdb_lock_wait_s: float = Field(
+        default=1800.0,
+        ge=0,
+        description="Seconds to wait for a DuckDB file held by another run (0: fail at once)",
     )
 
     @contextmanager
@@ -183,7 +245,9 @@ class WarehouseResource(dg.ConfigurableResource):
         return {a.name: a.source.connection for a in audiences if a.source.connection not in known}
 
     def _connect(self, url: str) -> Warehouse:
-        return connect_warehouse(url, source_timeout_s=self.source_timeout_s)
+        return connect_warehouse(
+            url, source_timeout_s=self.source_timeout_s, lock_wait_s=self.duckdb_lock_wait_s
+        )
 
     @property
     def redacted_url(self) -> str:

@@ -1,8 +1,9 @@
 """The ``/_emulator/`` inspection and control API (no auth; the real service has no such prefix).
 
 Read: people, merges, flow memberships, operations, form submissions and views, the request
-log, recorded exchanges (when recording), callback attempts, faults. Control: replace faults
-(PUT), queue deterministic faults (POST faults/next), advance a manual clock, reset. On a
+log, recorded exchanges (when recording), callback attempts, faults. Control: add or change a
+flow without a restart (POST flows), replace faults (PUT), queue deterministic faults (POST
+faults/next), advance a manual clock, reset. On a
 manual clock reads first process what is due so that what a test sees matches what a report
 would say; on the wall clock they show the state as the background worker has left it
 (``Emulator.catch_up``), so a read never stalls the server.
@@ -13,14 +14,15 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from pydantic import TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from .clock import ManualClock
 from .errors import json_response
-from .settings import FaultSettings, QueuedFault
+from .flows import FlowState
+from .settings import FaultSettings, FlowConfig, QueuedFault
 from .state import Emulator
 
 __all__ = ["inspection_routes"]
@@ -51,18 +53,49 @@ async def merges(request: Request) -> Response:
 async def flows(request: Request) -> Response:
     """The flows with their configuration and member counts."""
     emulator = _emulator(request)
-    return json_response(
-        [
-            {
-                "campaignId": f.config.campaign_id,
-                "name": f.config.name,
-                "active": f.config.active,
-                "allowReentry": f.config.allow_reentry,
-                "participants": len(f.members),
-            }
-            for f in emulator.flows.values()
+    return json_response([_flow_view(f) for f in emulator.flows.values()])
+
+
+class _FlowBody(BaseModel):
+    """Body of ``POST /_emulator/flows``: the shape ``GET /_emulator/flows`` shows."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    campaignId: int = Field(gt=0)  # the spelling GET shows (the spec's)
+    name: str | None = None
+    active: bool = True
+    allowReentry: bool = False
+
+
+def _flow_view(flow: FlowState) -> dict[str, Any]:
+    return {
+        "campaignId": flow.config.campaign_id,
+        "name": flow.config.name,
+        "active": flow.config.active,
+        "allowReentry": flow.config.allow_reentry,
+        "participants": len(flow.members),
+    }
+
+
+async def put_flow(request: Request) -> Response:
+    """Add a flow (201) or change one's name/active/allowReentry (200), without a restart."""
+    emulator: Emulator = request.app.state.emulator
+    try:
+        body = _FlowBody.model_validate_json(await request.body())
+    except ValidationError as exc:
+        problems = [
+            {"field": ".".join(str(p) for p in e["loc"]) or "$", "problem": e["msg"]}
+            for e in exc.errors(include_input=False)
         ]
+        return _bad(problems)
+    config = FlowConfig(
+        campaign_id=body.campaignId,
+        name=body.name,
+        active=body.active,
+        allow_reentry=body.allowReentry,
     )
+    created = emulator.put_flow(config)
+    return json_response(_flow_view(emulator.flows[config.campaign_id]), 201 if created else 200)
 
 
 async def flow_participants(request: Request) -> Response:
@@ -180,6 +213,7 @@ def inspection_routes() -> list[BaseRoute]:
         Route(f"{p}/people", people, methods=["GET"]),
         Route(f"{p}/merges", merges, methods=["GET"]),
         Route(f"{p}/flows", flows, methods=["GET"]),
+        Route(f"{p}/flows", put_flow, methods=["POST"]),
         Route(f"{p}/flows/{{campaignId}}/participants", flow_participants, methods=["GET"]),
         Route(f"{p}/operations/{{operationId}}", operation, methods=["GET"]),
         Route(f"{p}/forms/{{id}}/submissions", form_submissions, methods=["GET"]),

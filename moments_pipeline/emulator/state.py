@@ -13,7 +13,8 @@ large backlog never freezes the server inside one request. Only on a ``ManualClo
 are due operations processed synchronously when a report, a remove or the inspection API is
 read, or the clock is advanced (``catch_up``), so tests need no sleeps. With a state file every
 mutation is journaled (``persistence``) and replayed at start; operations still pending then
-complete afterwards.
+complete afterwards. Flows can be added while running (``put_flow``, ``POST /_emulator/flows``);
+they are journaled too, and a reset returns to the configured flows.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from .forms_seed import complete_form, default_forms
 from .people import Identifier, PeopleStore
 from .persistence import Journal, read_journal
 from .ratelimit import RateLimiter
-from .settings import EmulatorSettings
+from .settings import EmulatorSettings, FlowConfig
 
 __all__ = ["Emulator", "Exchange", "RemoveOutcome"]
 
@@ -138,6 +139,8 @@ class Emulator:
         self.people = PeopleStore(self.clock.now)
         self.people.add_merge_listener(self._move_memberships)
         self.flows: dict[int, FlowState] = {}
+        # Flows added or changed through ``/_emulator/flows`` (journaled; a reset forgets them).
+        self.admin_flows: dict[int, FlowConfig] = {}
         self.operations: dict[str, Operation] = {}
         self._pending: deque[Operation] = deque()
         self.credits_left: int | None = settings.credits
@@ -181,6 +184,7 @@ class Emulator:
 
     def _seed(self) -> None:
         self.flows = {cid: FlowState(cfg) for cid, cfg in self.settings.all_flows().items()}
+        self.admin_flows = {}
         forms: list[dict[str, Any]] = []
         if self.settings.seed_spec_examples:
             forms.extend(default_forms())
@@ -205,6 +209,28 @@ class Emulator:
         self._forms_saved = 0
         if self.journal is not None:
             self.journal.write({"t": "reset"})
+
+    # -- flows added while running ---------------------------------------------------------
+
+    def put_flow(self, config: FlowConfig) -> bool:
+        """Add a flow, or change an existing one's settings (its members stay); journaled.
+
+        Returns:
+            True when the flow is new.
+        """
+        created = self._apply_flow(config)
+        if self.journal is not None:
+            self.journal.write({"t": "flow", "flow": config.model_dump()})
+        return created
+
+    def _apply_flow(self, config: FlowConfig) -> bool:
+        self.admin_flows[config.campaign_id] = config
+        flow = self.flows.get(config.campaign_id)
+        if flow is None:
+            self.flows[config.campaign_id] = FlowState(config)
+            return True
+        flow.config = config
+        return False
 
     # -- time --------------------------------------------------------------------------------
 
@@ -512,6 +538,7 @@ class Emulator:
         horizon = self.now() - self.settings.report_retention_days * _DAY_S
         return {
             "people": self.people.snapshot(),
+            "admin_flows": [c.model_dump() for c in self.admin_flows.values()],
             "members": {str(cid): sorted(f.members) for cid, f in self.flows.items()},
             "operations": [
                 op.to_dict() for op in self.operations.values() if op.created_at >= horizon
@@ -545,6 +572,8 @@ class Emulator:
                 self._replay_slice(record)
             elif kind == "upsert":
                 self.people.replay_upsert(record)
+            elif kind == "flow":
+                self._apply_flow(FlowConfig.model_validate(record["flow"]))
             elif kind == "remove":
                 flow = self.flows.get(int(record["campaign"]))
                 if flow is not None:
@@ -593,6 +622,8 @@ class Emulator:
 
     def _restore(self, data: dict[str, Any]) -> None:
         self.people.restore(data["people"])
+        for raw in data.get("admin_flows", ()):  # before the members: they may be in them
+            self._apply_flow(FlowConfig.model_validate(raw))
         for cid, members in data["members"].items():
             flow = self.flows.get(int(cid))
             if flow is not None:

@@ -9,7 +9,9 @@ Main pieces:
   :class:`MomentsSyncClient` (blocking facade).
 - :class:`RateBudget`: one per account in the process, shared by every client; paces request
   starts at ``1 / rate_per_s``, pauses the whole account on a 429 and widens its spacing
-  after 429s (relaxing slowly after a clean run).
+  after 429s (relaxing slowly after a clean run). With ``MomentsClientConfig.pacing_dir`` it
+  shares its pacing with the account's other processes on the host (:class:`FilePacingRecord`,
+  ``default_pacing_dir()``).
 - :class:`CallbackReceiver` / :class:`CallbackServer`: ``notifyUrl`` reports by ``callbackData``,
   typed or as :class:`RawReport` (checked JSON bytes, the cheap path for handlers that store);
   a per-receiver secret path token, bodies capped (``DEFAULT_MAX_BODY_BYTES``, 413 beyond),
@@ -45,7 +47,7 @@ from ._access import KEY_CHECK_OPERATION_ID, KeyCheck, check_api_key
 from ._callback_guard import DEFAULT_MAX_BODY_BYTES, CallbackOutcome, CallbackStats
 from ._callback_server import CallbackServer
 from ._client import ClientStats, MomentsClient, RemovalOutcome, SendGate
-from ._config import MomentsClientConfig
+from ._config import MomentsClientConfig, default_pacing_dir
 from ._errors import (
     AmbiguousSendError,
     AuthError,
@@ -85,6 +87,7 @@ from ._models import (
     WebhookPersonUniqueField,
     WebhookPersonUniqueFieldType,
 )
+from ._pacing_record import FilePacingRecord, PacingRecord, PacingRecordError, PacingState
 from ._poller import poll_report
 from ._ratelimit import RateBudget, rate_budget_for
 from ._raw_report import RawReport
@@ -113,6 +116,7 @@ __all__ = [
     "ComponentType",
     "ErrorStatusReason",
     "ExceptionResponse",
+    "FilePacingRecord",
     "FlowParticipant",
     "FlowParticipantsReportResponse",
     "FormElementDto",
@@ -129,6 +133,9 @@ __all__ = [
     "MomentsError",
     "MomentsSyncClient",
     "NotFoundError",
+    "PacingRecord",
+    "PacingRecordError",
+    "PacingState",
     "RateBudget",
     "RateLimitedError",
     "RawReport",
@@ -145,6 +152,7 @@ __all__ = [
     "WebhookPersonUniqueField",
     "WebhookPersonUniqueFieldType",
     "check_api_key",
+    "default_pacing_dir",
     "error_summary",
     "is_flow_unavailable",
     "poll_report",

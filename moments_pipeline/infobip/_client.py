@@ -30,6 +30,7 @@ from ._errors import (
     TransportError,
     error_from_response,
 )
+from ._issue import IssueMark
 from ._models import (
     AddFlowParticipantsResponse,
     ApiFormDto,
@@ -350,14 +351,20 @@ class MomentsClient:
         )
         return ApiFormDto.model_validate_json(response.content)
 
-    async def increment_view_count(self, form_id: str) -> ApiStatusResponse:
-        """Count one view of a form (increment-view-count); never re-sent when ambiguous."""
+    async def increment_view_count(
+        self, form_id: str, *, gate: SendGate | None = None
+    ) -> ApiStatusResponse:
+        """Count one view of a form (increment-view-count); never re-sent when ambiguous.
+
+        ``gate``: the caller's durable marks around each attempt (see :class:`SendGate`).
+        """
         response = await self._call(
             "increment-view-count",
             "POST",
             f"/forms/1/forms/{_path_segment(form_id)}/views",
             Idempotency.UNSAFE,
             context={"form_id": form_id},
+            gate=gate,
         )
         return ApiStatusResponse.model_validate_json(response.content)
 
@@ -369,6 +376,7 @@ class MomentsClient:
         source: str | None = None,
         form_campaign: str | None = None,
         encoding: Literal["json", "urlencoded", "multipart"] = "json",
+        gate: SendGate | None = None,
     ) -> ApiStatusResponse:
         """Submit one form (submit-form-data); never re-sent when ambiguous.
 
@@ -378,6 +386,8 @@ class MomentsClient:
             source: ``ib-submission-source`` header.
             form_campaign: ``ib-submission-form-campaign`` header.
             encoding: Body encoding: JSON, urlencoded or multipart.
+            gate: The caller's durable marks around each attempt (see :class:`SendGate`):
+                the exactly-once record of a submission.
         """
         body, content_type = encode_form_data(data, encoding)
         headers = {"Content-Type": content_type}
@@ -393,6 +403,7 @@ class MomentsClient:
             content=body,
             headers=headers,
             context={"form_id": form_id},
+            gate=gate,
         )
         return ApiStatusResponse.model_validate_json(response.content)
 
@@ -435,17 +446,27 @@ class MomentsClient:
                 except BaseException:
                     self._budget.cancel_reservation()
                     raise
-                self._budget.issued()
+                # The reservation becomes an issue when the body is written (see _issue).
+                mark = IssueMark(self._budget)
                 self.stats.requests += 1
                 started = self._clock()
+                maybe_sent = True
                 try:
                     response = await self._http.request(
-                        method, path, params=params, content=content, headers=headers
+                        method,
+                        path,
+                        params=params,
+                        content=content,
+                        headers=headers,
+                        extensions=mark.extensions,
                     )
                 except httpx.TransportError as exc:
                     failure: httpx.TransportError | None = exc
+                    maybe_sent = not nothing_was_sent(exc)
                 else:
                     failure = None
+                finally:
+                    mark.settle(maybe_sent=maybe_sent)
             if failure is not None:
                 self.stats.transport_errors += 1
                 transport_error = self._transport_error(operation, failure)

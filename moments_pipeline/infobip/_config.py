@@ -10,12 +10,13 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import os
+import tempfile
 from collections.abc import Mapping
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-__all__ = ["MomentsClientConfig"]
+__all__ = ["MomentsClientConfig", "default_pacing_dir"]
 
 _LOOPBACK_NAMES = frozenset({"localhost", "localhost."})
 
@@ -28,6 +29,22 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def default_pacing_dir(environ: Mapping[str, str] | None = None) -> str:
+    """Where accounts' shared pacing records live unless configured otherwise.
+
+    ``$MOMENTS_PACING_DIR`` if set; else ``$DAGSTER_HOME/moments_pacing`` (the instance's
+    home, which every run of the instance shares); else ``<system temp>/moments_pipeline_pacing-
+    <uid>`` (per user: the record's directory is private to its owner).
+    """
+    env = os.environ if environ is None else environ
+    if env.get("MOMENTS_PACING_DIR"):
+        return env["MOMENTS_PACING_DIR"]
+    if env.get("DAGSTER_HOME"):
+        return os.path.join(env["DAGSTER_HOME"], "moments_pacing")
+    uid = os.getuid() if hasattr(os, "getuid") else "user"
+    return os.path.join(tempfile.gettempdir(), f"moments_pipeline_pacing-{uid}")
 
 
 class MomentsClientConfig(BaseModel):
@@ -50,6 +67,10 @@ class MomentsClientConfig(BaseModel):
         backoff_initial_s: First backoff delay; doubles on each retry, with full jitter.
         backoff_max_s: Ceiling of one backoff delay.
         allow_insecure_http: Permit ``http://`` to a non-loopback host (never in production).
+        pacing_dir: Directory of the account's shared pacing record (one small file per
+            account, see ``_pacing_record``): every process of this host using the same
+            directory shares one rate budget. None: the budget is this process's alone.
+            ``default_pacing_dir()`` gives the conventional place.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
@@ -67,6 +88,7 @@ class MomentsClientConfig(BaseModel):
     backoff_initial_s: float = Field(default=0.5, ge=0)
     backoff_max_s: float = Field(default=30.0, ge=0)
     allow_insecure_http: bool = False
+    pacing_dir: str | None = None
 
     @field_validator("base_url")
     @classmethod

@@ -37,6 +37,14 @@ spacing (about 50 ms in all): new connections and a cold server delay the first 
 then bunch with the ones behind them. The client reports outcomes with
 :meth:`RateBudget.note_rate_limited` and :meth:`RateBudget.note_accepted`.
 
+Across processes. Two processes of one account (two Dagster runs, a run and a CLI sync) would
+each pace alone and together exceed the limit. Given a ``PacingRecord`` (``_pacing_record``:
+a file per account under ``MomentsClientConfig.pacing_dir``, locked with ``flock``), the
+budget keeps its grid, window, reservations and pause THERE: each reservation, issue,
+cancellation and pause loads the account's state, runs the same algorithm on it and stores it,
+so any number of processes together keep the guarantees above. The adaptive margin stays per
+process (each widens on its own 429s; a 429's pause is shared).
+
 Constraints: starts are claimed under a ``threading.Lock`` and never awaited under it, so one
 budget works across event loops and threads (the sync facade runs its own loop). Budgets are
 keyed by ``MomentsClientConfig.account_id`` (base URL + key fingerprint), never by the key.
@@ -45,12 +53,17 @@ keyed by ``MomentsClientConfig.account_id`` (base URL + key fingerprint), never 
 from __future__ import annotations
 
 import asyncio
+import bisect
+import contextlib
+import os
+import secrets
 import threading
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 
 from ._config import MomentsClientConfig
+from ._pacing_record import FilePacingRecord, PacingRecord, Reservation
 
 __all__ = ["Clock", "RateBudget", "Sleep", "rate_budget_for"]
 
@@ -74,6 +87,8 @@ class RateBudget:
         relax_after: Accepted requests in a row before the margin narrows one step.
         clock: Monotonic clock in seconds (injectable for tests).
         sleep: Async sleep (injectable for tests).
+        record: Pacing state shared with the account's budgets in other processes
+            (``_pacing_record``); None keeps the state in this budget alone.
     """
 
     def __init__(
@@ -87,6 +102,7 @@ class RateBudget:
         relax_after: int = 200,
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
+        record: PacingRecord | None = None,
     ) -> None:
         if rate_per_s <= 0:
             raise ValueError("rate_per_s must be positive")
@@ -107,6 +123,8 @@ class RateBudget:
         self._issued: deque[float] = deque()
         self._reserved = 0
         self._last_slot = float("-inf")
+        self._record = record
+        self._owner = secrets.token_hex(6)
         self._configure(rate_per_s, safety_margin)
         self._margin = self._base_margin
         self._interval = self._base_interval * (1.0 + self._margin)
@@ -168,6 +186,52 @@ class RateBudget:
                 self._set_margin(self._margin - self._relax_step)
 
     @property
+    def record(self) -> PacingRecord | None:
+        """The pacing state shared across processes, if any."""
+        return self._record
+
+    def share(self, record: PacingRecord) -> None:
+        """Start sharing the pacing state through ``record`` (once; later calls keep it)."""
+        with self._lock:
+            if self._record is None:
+                self._record = record
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """The budget's lock and, with a record, the account's shared state loaded into it.
+
+        The algorithm runs unchanged on the loaded fields; a change of ``_reserved`` by the
+        block becomes this budget's own reservation added to or removed from the record.
+        """
+        with self._lock:
+            record = self._record
+            if record is None:
+                yield
+                return
+            with record.transaction(self._clock()) as state:
+                self._next_due, self._paused_until = state.next_due, state.paused_until
+                self._last_slot, self._warm_left = state.last_slot, state.warm_left
+                self._issued = deque(state.issued)
+                self._reserved = before = len(state.reservations)
+                yield
+                state.next_due, state.paused_until = self._next_due, self._paused_until
+                state.last_slot, state.warm_left = self._last_slot, self._warm_left
+                state.issued = list(self._issued)
+                pid = os.getpid()
+                for _ in range(self._reserved - before):
+                    state.reservations.append(Reservation(pid, self._owner, self._clock()))
+                for _ in range(before - self._reserved):
+                    mine = [
+                        r for r in state.reservations if r.owner == self._owner and r.pid == pid
+                    ]
+                    if mine:  # else it expired meanwhile and was dropped already
+                        state.reservations.remove(mine[0])
+
+    def now(self) -> float:
+        """The budget's own clock (issue times passed to :meth:`issued` must be on it)."""
+        return self._clock()
+
+    @property
     def window_s(self) -> float:
         """The sliding window holding at most ``k`` issues: ``k * interval`` (about 1.01 s)."""
         return self._window_starts * self._interval
@@ -177,7 +241,7 @@ class RateBudget:
 
         A granted reservation must end in :meth:`issued` or :meth:`cancel_reservation`.
         """
-        with self._lock:
+        with self._locked():
             now = self._clock()
             window = self._window_starts * self._interval
             issued = self._issued
@@ -213,15 +277,23 @@ class RateBudget:
             self.acquired += 1
             return 0.0
 
-    def issued(self) -> None:
-        """The reserved request is issued now: its time enters the sliding window."""
-        with self._lock:
+    def issued(self, at: float | None = None) -> None:
+        """The reserved request is issued: its time (``at``, default now) enters the window.
+
+        ``at`` is for a caller that learns of the issue after the fact (a transport that
+        reports no write events): the window stays ordered by time.
+        """
+        with self._locked():
             self._reserved = max(0, self._reserved - 1)
-            self._issued.append(self._clock())
+            when = self._clock() if at is None else at
+            if self._issued and when < self._issued[-1]:
+                bisect.insort(self._issued, when)
+            else:
+                self._issued.append(when)
 
     def cancel_reservation(self) -> None:
         """The reserved request will not be issued: free its place in the window."""
-        with self._lock:
+        with self._locked():
             self._reserved = max(0, self._reserved - 1)
 
     def try_start(self) -> float:
@@ -254,7 +326,7 @@ class RateBudget:
 
     def pause(self, seconds: float) -> None:
         """Hold every start of the account for ``seconds`` (after a 429)."""
-        with self._lock:
+        with self._locked():
             until = self._clock() + max(0.0, seconds)
             if until > self._paused_until:
                 self._paused_until = until
@@ -265,20 +337,30 @@ _REGISTRY: dict[str, RateBudget] = {}
 _REGISTRY_LOCK = threading.Lock()
 
 
-def rate_budget_for(config: MomentsClientConfig) -> RateBudget:
+def rate_budget_for(
+    config: MomentsClientConfig, *, record: PacingRecord | None = None
+) -> RateBudget:
     """Return the process-wide budget of the config's account, creating it on first use.
 
-    A later client asking for a slower rate slows the shared budget down; never up.
+    A later client asking for a slower rate slows the shared budget down; never up. With
+    ``config.pacing_dir`` the budget shares its pacing with the account's other processes of
+    this host; ``record`` (e.g. the PostgreSQL ``SqlPacingRecord``) takes the place of that
+    file. The first record a budget gets stays its record.
     """
     with _REGISTRY_LOCK:
         budget = _REGISTRY.get(config.account_id)
+        if record is None and config.pacing_dir is not None:
+            record = FilePacingRecord(config.pacing_dir, config.account_id)
         if budget is None:
             budget = RateBudget(
                 config.rate_per_s,
                 safety_margin=config.rate_safety_margin,
                 max_safety_margin=config.max_rate_safety_margin,
+                record=record,
             )
             _REGISTRY[config.account_id] = budget
         else:
             budget.tighten(config.rate_per_s, config.rate_safety_margin)
+            if record is not None:
+                budget.share(record)
         return budget

@@ -10,9 +10,9 @@ HELD: resolved by a notifyUrl callback (callbackData = batch id) or a report, an
 on ``resend_ambiguous``.
 
 Reports come preferably by callback (no request spent from the account's 10 req/s), by polling
-only after a grace period, all within the report deadline. The engine never logs; everything it
-knows ends in the ``SyncResult`` and the ledger. It imports no warehouse implementation and no
-HTTP library: only the two protocols.
+only after a grace period, all within the report deadline (that half of a run: ``_collect``).
+The engine never logs; everything it knows ends in the ``SyncResult`` and the ledger. It
+imports no warehouse implementation and no HTTP library: only the two protocols.
 """
 
 from __future__ import annotations
@@ -29,28 +29,27 @@ from ._batching import (
 )
 from ._callbacks import ReportScreen
 from ._clock import Clock, MonotonicClock
+from ._collect import ReportCollection
 from ._columns import BatchMembers
 from ._errors import (
     DestinationStoppedError,
     LeaseLostError,
     stop_for_outcome,
-    stop_for_reports,
 )
 from ._identity_check import check_against_prior, load_prior_profiles
 from ._lease import RunLease, new_run_id
 from ._options import SyncOptions
+from ._progress import ProgressCallback, ProgressCounter
 from ._protocols import (
     BatchRecord,
     BatchState,
     FlowDestination,
     LedgerStore,
-    OperationReport,
     QuarantineRow,
     SendKind,
     StatusRow,
 )
-from ._record import count_rows, refused_records
-from ._reports import statuses_from_reports
+from ._record import refused_records
 from ._result import SyncResult
 from ._resume import finish_run, resume_partition
 from ._run_parts import (
@@ -59,10 +58,7 @@ from ._run_parts import (
     RunBatch,
     columns_of,
 )
-from ._send import CLAIMED_BY_ANOTHER_RUN, Probe, Sender, change
-
-_OUTSTANDING = (BatchState.SENT, BatchState.HELD)
-"""States of a batch waiting for its report (or for a callback naming its operation)."""
+from ._send import CLAIMED_BY_ANOTHER_RUN, Probe, Sender
 
 RUN_STOPPED = "RUN_STOPPED"
 """Reason of a batch left unsent because the run stopped (key refused, flow missing, credits
@@ -81,6 +77,8 @@ class SyncEngine:
             tests can expire a lease without waiting.
         probe: called as ``probe(point, batch_id)`` at the send path's ``_send.PROBE_*``
             points (a crash test's runner kills its process there); None in production.
+        progress: called with a ``SyncProgress`` when sending starts and after each batch
+            (``_progress``); the caller decides what to show. None: nothing is reported.
     """
 
     def __init__(
@@ -92,6 +90,7 @@ class SyncEngine:
         clock: Clock | None = None,
         wall_clock: Callable[[], float] | None = None,
         probe: Probe | None = None,
+        progress: ProgressCallback | None = None,
     ) -> None:
         self.destination = destination
         self.ledger = ledger
@@ -99,6 +98,7 @@ class SyncEngine:
         self.clock = clock or MonotonicClock()
         self.wall_clock = wall_clock or time.time
         self.probe = probe
+        self.progress = progress
 
     async def run(
         self,
@@ -151,7 +151,7 @@ class SyncEngine:
         return await run.execute(participants, quarantine, lease)
 
 
-class _Run:
+class _Run(ReportCollection):
     """State of one ``SyncEngine.run`` call."""
 
     def __init__(
@@ -192,6 +192,7 @@ class _Run:
         self.resumed: set[str] = set()  # batches an earlier run sent: their verdicts are old
         self.to_send_total = 0
         self.planned_people = 0
+        self.progress = ProgressCounter(engine.progress, self.clock.now)
 
     async def execute(
         self,
@@ -212,6 +213,7 @@ class _Run:
             if not to_send:  # no add request will tell whether the key still works: ask
                 await self._check_access()
             self.gc.freeze()
+            self.progress.start(len(to_send))
             self.planner = asyncio.create_task(self._plan_and_send(to_send, taken_ids))
             await self._collect()
             await self._finish()
@@ -351,13 +353,16 @@ class _Run:
             if self.stopped is not None:
                 reason = f"{RUN_STOPPED}:{type(self.stopped).__name__}"
                 sender.left_unsent(batch, resend=resend, reason=reason)
+                self.progress.batch_done(batch.record.size, sent=False)
                 return
             if not await sender.claim(batch, resend=resend):
+                self.progress.batch_done(batch.record.size, sent=False)
                 return
             for attempt in range(self.opts.not_sent_retries + 1):
                 outcome = await sender.send_once(batch, resend=resend)
                 if outcome.reason == CLAIMED_BY_ANOTHER_RUN:
                     sender.skip(batch)
+                    self.progress.batch_done(batch.record.size, sent=False)
                     return
                 if outcome.kind is not SendKind.NOT_SENT or self.stopped is not None:
                     break
@@ -369,202 +374,12 @@ class _Run:
             # again); a re-send back to HELD, since its first, ambiguous send may have landed.
             # A 401/403/404 also says no other request can succeed: the run stops.
             sender.left_unsent(batch, resend=resend, reason=outcome.reason)
+            self.progress.batch_done(batch.record.size, sent=False)
             if stop is not None:
                 self._stop(stop)
             return
         sender.record_answer(batch, outcome, resend=resend)
-
-    # -- reports ----------------------------------------------------------------------------
-
-    def _outstanding(self) -> list[RunBatch]:
-        return [
-            b
-            for b in self.batches.values()
-            if b.resolved_by is None and b.record.state in (BatchState.SENT, BatchState.HELD)
-        ]
-
-    async def _collect(self) -> None:
-        """Absorb callbacks, poll late reports, resend or hold ambiguous batches, flush."""
-        deadline: float | None = None
-        while True:
-            now = self.clock.now()
-            if self.stopped is not None and not self.send_tasks:
-                return  # nothing more will be sent; SENT batches are finished by a later run
-            # Bulk ledger work waits for the moment after an issue while sends go on.
-            self.db.pace_bulk = self._sending_active()
-            if not self._sending_active() and deadline is None:
-                deadline = now + self.opts.report_deadline_s
-                self.sends_done_at = now
-            await self._absorb_callbacks()
-            self._handle_ambiguous(now)
-            self._start_polls(now, deadline)
-            if now - self.last_flush >= self.opts.flush_interval_s:
-                await self._flush()
-            waiting = [b for b in self._outstanding() if b.record.state is BatchState.SENT]
-            waiting += [b for b in self._outstanding() if self._may_still_resolve(b, now)]
-            if not self._sending_active() and not waiting:
-                return
-            if deadline is not None and now >= deadline:
-                return
-            await self.clock.sleep(self.opts.check_interval_s)
-
-    def _sending_active(self) -> bool:
-        return bool(self.send_tasks) or (self.planner is not None and not self.planner.done())
-
-    def _may_still_resolve(self, batch: RunBatch, now: float) -> bool:
-        """A HELD batch is worth waiting for while its callback grace lasts."""
-        if batch.record.state is not BatchState.HELD or self.destination.notify_url is None:
-            return False
-        return batch.held_at is not None and now - batch.held_at < self.opts.callback_grace_s
-
-    async def _absorb_callbacks(self) -> None:
-        """Apply received reports, only those of each batch's own operation (``_callbacks``)."""
-        outstanding = {b.record.batch_id: b for b in self._outstanding()}
-        if not outstanding:
-            return
-        received = await self.db(self.db.store.callbacks, list(outstanding))
-        for batch_id, stored in received.items():
-            batch = outstanding[batch_id]
-            if batch.resolved_by is not None or batch.record.state not in _OUTSTANDING:
-                continue  # resolved by a poll, or being re-sent, while the ledger was read
-            if batch.record.state is BatchState.HELD:
-                # A genuine callback proves the ambiguous send was queued and names it; that it
-                # is genuine, only Infobip's own report for the operationId it names can say.
-                claimed = await self.screen.confirmed_claim(batch_id, stored, self._fetch_claim)
-                if claimed is None or batch.record.state is not BatchState.HELD:
-                    continue
-                # An answer about the send: in the answers' lane, before any REPORTED mark.
-                self.sender.buffer(change(batch, BatchState.SENT, operation_id=claimed))
-                batch.sent_at = self.clock.now()
-            reports = self.screen.matching(batch_id, batch.record.operation_id, stored)
-            if not reports:
-                continue
-            batch.reports = reports
-            self._stop_on_reports(batch, reports)
-            if all(r.is_final for r in reports):
-                self._resolve(batch, "callback")
-
-    async def _fetch_claim(self, operation_id: str) -> OperationReport | None:
-        # One look is enough (a PENDING report proves the claim too): keep the loop moving.
-        async with self.poll_slots:
-            return await self.destination.fetch_report(
-                self.campaign, operation_id, timeout_s=min(self.opts.poll_timeout_s, 1.0)
-            )
-
-    def _handle_ambiguous(self, now: float) -> None:
-        """With ``resend_ambiguous``: re-send each HELD batch once, or say in words why not."""
-        if not self.opts.resend_ambiguous or self.stopped is not None:
-            return
-        for batch in self._outstanding():
-            if batch.record.state is not BatchState.HELD or batch.resend_decided:
-                continue
-            if self._may_still_resolve(batch, now):
-                continue
-            batch.resend_decided = True
-            refusal = self.sender.resend_refusal(batch, self.guard, batch.planned_here)
-            if refusal is not None:  # e.g. an identifier now belongs to someone else
-                batch.participants = None
-                earlier = batch.record.reason
-                change(batch, BatchState.HELD, reason=f"{refusal}; held because: {earlier}")
-                self.pending_updates[batch.record.batch_id] = batch.record
-                continue
-            batch.held_at = None
-            self._spawn_send(batch, resend=True)
-
-    def _start_polls(self, now: float, deadline: float | None) -> None:
-        grace = self.opts.callback_grace_s if self.destination.notify_url else 0.0
-        for batch in self._outstanding():
-            if batch.record.state is not BatchState.SENT or batch.poll is not None:
-                continue
-            if batch.sent_at is not None and now - batch.sent_at < grace:
-                continue
-            limit = self.opts.poll_timeout_s
-            if deadline is not None:
-                limit = min(limit, max(deadline - now, 0.0))
-            batch.poll = asyncio.create_task(self._poll(batch, limit))
-
-    async def _poll(self, batch: RunBatch, timeout_s: float) -> OperationReport | None:
-        operation_id = batch.record.operation_id
-        assert operation_id is not None
-        async with self.poll_slots:
-            try:
-                report = await self.destination.fetch_report(
-                    self.campaign, operation_id, timeout_s=timeout_s
-                )
-            except asyncio.CancelledError:
-                raise
-            except DestinationStoppedError as stop:  # the key was refused: nothing can succeed
-                report = None
-                self._stop(stop)
-            except Exception:  # noqa: BLE001 - a failed poll is retried until the deadline
-                report = None
-        if report is not None:
-            self._stop_on_reports(batch, [report])
-        if batch.resolved_by is None and report is not None:
-            batch.reports = [*[r for r in batch.reports if r.operation_id != operation_id], report]
-            if report.is_final:
-                self._resolve(batch, "polling")
-        batch.poll = None
-        return report
-
-    def _stop_on_reports(self, batch: RunBatch, reports: Sequence[OperationReport]) -> None:
-        """Out of credits (a verdict says so): no later batch can be accepted either.
-
-        Only batches this run sent count: an earlier run's may have run out before a top-up.
-        """
-        if batch.record.batch_id in self.resumed:
-            return
-        stop = stop_for_reports(reports, self.campaign)
-        if stop is not None:
-            self._stop(stop)
-
-    def _resolve(self, batch: RunBatch, how: str) -> None:
-        if batch.resolved_by is not None:
-            # Already resolved (a poll finished while callbacks were being read): once only,
-            # or its people would be counted twice (and REPORTED -> REPORTED is no transition).
-            return
-        batch.resolved_by = how
-        if batch.poll is not None and how == "callback":
-            batch.poll.cancel()
-            batch.poll = None
-        self.pending_updates[batch.record.batch_id] = change(batch, BatchState.REPORTED)
-        # Turned into status rows at the next flush, on a worker thread: a thousand rows per
-        # batch, built on the event loop, would delay the sends that are due.
-        self.to_report.append(batch)
-
-    def _report_rows(self, batches: list[RunBatch]) -> list[StatusRow]:
-        """Status rows of resolved batches, counted; runs on a worker thread."""
-        rows: list[StatusRow] = []
-        for batch in batches:
-            batch_rows = statuses_from_reports(batch.context, batch.members, batch.reports)
-            batch.reports = []  # a thousand verdicts per batch: the status rows now hold them
-            count_rows(self.result, batch_rows, self.batches, self.opts.rejected_samples)
-            rows += batch_rows
-        return rows
-
-    async def _flush(self) -> None:
-        self.last_flush = self.clock.now()
-        # Received reports (the receiver keeps its own copies) and the plan accumulate for the
-        # whole run: keep them out of the full collections that would otherwise stall sends.
-        self.gc.freeze()
-        # Take everything buffered before the first await: sends finishing meanwhile buffer
-        # into fresh containers for the next flush.
-        updates = list(self.pending_updates.values())
-        resolved, self.to_report = self.to_report, []
-        statuses = self.pending_statuses
-        self.pending_updates, self.pending_statuses = {}, []
-        # Answers first (those no later SENDING mark has carried yet): a REPORTED mark below
-        # must find its batch SENT.
-        await self.sender.write_answers()
-        if resolved:
-            await self.db.quiet()
-            statuses += await asyncio.to_thread(self._report_rows, resolved)
-        # Statuses before the REPORTED marks: a crash in between leaves the batch SENT, and a
-        # later run fetches its report again, instead of a REPORTED batch without statuses.
-        if statuses:
-            await self.db(self.db.store.upsert_statuses, statuses)
-        if updates:
-            await self.db.outbox(self.db.store.update_batches, updates)
+        self.progress.batch_done(batch.record.size, sent=True)
 
     # -- the record -------------------------------------------------------------------------
 

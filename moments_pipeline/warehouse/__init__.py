@@ -19,6 +19,7 @@ from moments_pipeline.warehouse._query_check import (
     UnsafeQueryError,
     check_select_query,
 )
+from moments_pipeline.warehouse._source_sql import DateKind, SourceDay, date_kind
 from moments_pipeline.warehouse._sql import (
     UnsafeIdentifierError,
     check_identifier,
@@ -30,9 +31,11 @@ from moments_pipeline.warehouse._sql import (
 __all__ = [
     "DIALECTS",
     "SAFE_TABLE_FUNCTIONS",
+    "DateKind",
     "DuckDBWarehouse",
     "Params",
     "PostgresWarehouse",
+    "SourceDay",
     "SqlDialect",
     "UnsafeIdentifierError",
     "UnsafeQueryError",
@@ -42,6 +45,7 @@ __all__ = [
     "check_identifier",
     "check_select_query",
     "connect_warehouse",
+    "date_kind",
     "is_postgres_url",
     "pipeline_table_refusal",
     "quote_identifier",

@@ -32,7 +32,7 @@ def redact_url(url: str) -> str:
 
 
 def connect_warehouse(
-    url: str, *, read_only: bool = False, source_timeout_s: float = 300.0
+    url: str, *, read_only: bool = False, source_timeout_s: float = 300.0, lock_wait_s: float = 0.0
 ) -> Warehouse:
     """Open the warehouse a URL points at.
 
@@ -42,6 +42,7 @@ def connect_warehouse(
             read-only (never creating one), PostgreSQL sessions default to read-only
             transactions.
         source_timeout_s: Statement timeout of a source read (PostgreSQL; DuckDB has none).
+        lock_wait_s: How long to wait for a DuckDB file another process holds (0: fail now).
 
     Returns:
         An open warehouse; the caller closes it.
@@ -59,8 +60,8 @@ def connect_warehouse(
             # DuckDB's read_only would refuse these too, less clearly.
             if path == ":memory:" or not Path(path).is_file():
                 raise WarehouseError(f"DuckDB file {path} does not exist")
-            return DuckDBWarehouse(path, read_only=True)
-        return DuckDBWarehouse(path)
+            return DuckDBWarehouse(path, read_only=True, lock_wait_s=lock_wait_s)
+        return DuckDBWarehouse(path, lock_wait_s=lock_wait_s)
     if is_postgres_url(url):
         if read_only:
             try:

@@ -12,24 +12,36 @@ and refuses a second connection to the same file with another configuration in o
 every connection is opened this way; registering a pandas frame is not file access and still
 works. The audience source additionally runs in a ``READ ONLY`` transaction, rolled back after.
 DuckDB has no statement timeout.
+
+DuckDB admits one writing process per file: opening a file another process holds waits, with
+a bounded backoff (``lock_wait_s``), instead of failing, so two runs on one file take turns
+step by step (each step holds its connection only while it runs).
 """
 
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pandas as pd
 
+from moments_pipeline.warehouse._days import day_kind, summarize_days
 from moments_pipeline.warehouse._protocol import Params, WarehouseError, WriteMode
 from moments_pipeline.warehouse._query_check import SqlDialect
-from moments_pipeline.warehouse._source_sql import source_read_sql, source_schema_sql
+from moments_pipeline.warehouse._source_sql import (
+    SourceDay,
+    source_day_read_sql,
+    source_read_sql,
+    source_schema_sql,
+)
 from moments_pipeline.warehouse._sql import quote_identifier, quote_table, split_table
 
 #: Connection settings: the warehouse file is all a connection may touch.
@@ -46,22 +58,54 @@ HARDENED_CONFIG: dict[str, str | bool | int | float | list[str]] = {
 }
 
 
+def _held_by_another_process(exc: duckdb.Error) -> bool:
+    # DuckDB's words for a file locked by another process (no distinct exception class).
+    return "Could not set lock on file" in str(exc)
+
+
+def _open_error(path: str, exc: duckdb.Error, lock_wait_s: float) -> str:
+    if _held_by_another_process(exc):
+        return (
+            f"cannot open DuckDB database {path}: another process holds it (DuckDB admits one "
+            f"writing process per file) and did not let go within {lock_wait_s:g} s; {exc}"
+        )
+    return f"cannot open DuckDB database {path}: {exc}"
+
+
 class DuckDBWarehouse:
     """A DuckDB database file (or ``:memory:``) behind the ``Warehouse`` protocol.
 
     Args:
         path: Database file, created when missing, or ``":memory:"``.
         read_only: Open the file read-only.
+        lock_wait_s: How long to wait while another process holds the file (DuckDB admits
+            one writing process per file; every step holds it only while it runs, so a second
+            run's step waits for the first's to end rather than failing). 0: fail at once.
     """
 
-    def __init__(self, path: str | Path = ":memory:", *, read_only: bool = False) -> None:
+    def __init__(
+        self, path: str | Path = ":memory:", *, read_only: bool = False, lock_wait_s: float = 0.0
+    ) -> None:
         self._path = str(path)
         self._lock = threading.RLock()
         self._depth = 0
-        try:
-            self._conn = duckdb.connect(self._path, read_only=read_only, config=HARDENED_CONFIG)
-        except duckdb.Error as exc:
-            raise WarehouseError(f"cannot open DuckDB database {self._path}: {exc}") from None
+        self.lock_waited_s = 0.0
+        deadline = time.monotonic() + lock_wait_s
+        delay = 0.05
+        while True:
+            try:
+                self._conn = duckdb.connect(self._path, read_only=read_only, config=HARDENED_CONFIG)
+                break
+            except duckdb.IOException as exc:
+                left = deadline - time.monotonic()
+                if not _held_by_another_process(exc) or left <= 0:
+                    raise WarehouseError(_open_error(self._path, exc, lock_wait_s)) from None
+                pause = min(delay, left)
+                time.sleep(pause)
+                self.lock_waited_s += pause
+                delay = min(delay * 2, 1.0)
+            except duckdb.Error as exc:
+                raise WarehouseError(f"cannot open DuckDB database {self._path}: {exc}") from None
 
     def __repr__(self) -> str:
         return f"DuckDBWarehouse(path={self._path!r})"
@@ -77,9 +121,16 @@ class DuckDBWarehouse:
         table: str | None = None,
         query: str | None = None,
         columns: Sequence[str] | None = None,
+        day: SourceDay | None = None,
     ) -> pd.DataFrame:
         """Read an audience source read-only (see ``Warehouse.read_source``)."""
-        sql = source_read_sql("duckdb", table=table, query=query, columns=columns)
+        if day is None:
+            sql = source_read_sql("duckdb", table=table, query=query, columns=columns)
+        else:
+            kind = day_kind(self.source_schema(table=table, query=query), day.column)
+            sql = source_day_read_sql(
+                "duckdb", table=table, query=query, columns=columns, kind=kind, source_day=day
+            )
         frame = self._read_only_frame(sql)
         return frame if query is None or columns is None else _keep(frame, columns)
 
@@ -91,6 +142,29 @@ class DuckDBWarehouse:
         with self._read_only() as conn:
             description = _run(conn, sql).description or []
         return [(str(d[0]), str(d[1])) for d in description]
+
+    def source_day_summary(
+        self,
+        *,
+        table: str | None = None,
+        query: str | None = None,
+        day_column: str | None,
+        watermark_column: str,
+        timezone: str = "UTC",
+        start: date | None = None,
+    ) -> list[tuple[date | None, int, str | None]]:
+        """Per-day row count and max watermark (see ``Warehouse.source_day_summary``)."""
+        return summarize_days(
+            "duckdb",
+            self.source_schema,
+            self._read_only_frame,
+            table=table,
+            query=query,
+            day_column=day_column,
+            watermark_column=watermark_column,
+            timezone=timezone,
+            start=start,
+        )
 
     def _read_only_frame(self, sql: str) -> pd.DataFrame:
         """Run ``sql`` (unchecked: callers check it) in a rolled-back read-only transaction."""

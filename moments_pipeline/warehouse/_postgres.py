@@ -17,6 +17,7 @@ import decimal
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import date
 from typing import Any
 
 import numpy as np
@@ -26,9 +27,15 @@ import psycopg
 from psycopg import conninfo
 from psycopg.pq import TransactionStatus
 
+from moments_pipeline.warehouse._days import day_kind, summarize_days
 from moments_pipeline.warehouse._protocol import Params, WarehouseError, WriteMode
 from moments_pipeline.warehouse._query_check import SqlDialect
-from moments_pipeline.warehouse._source_sql import source_read_sql, source_schema_sql
+from moments_pipeline.warehouse._source_sql import (
+    SourceDay,
+    source_day_read_sql,
+    source_read_sql,
+    source_schema_sql,
+)
 from moments_pipeline.warehouse._sql import (
     qmark_to_pyformat,
     quote_identifier,
@@ -122,9 +129,16 @@ class PostgresWarehouse:
         table: str | None = None,
         query: str | None = None,
         columns: Sequence[str] | None = None,
+        day: SourceDay | None = None,
     ) -> pd.DataFrame:
         """Read an audience source read-only (see ``Warehouse.read_source``)."""
-        sql = source_read_sql("postgres", table=table, query=query, columns=columns)
+        if day is None:
+            sql = source_read_sql("postgres", table=table, query=query, columns=columns)
+        else:
+            kind = day_kind(self.source_schema(table=table, query=query), day.column)
+            sql = source_day_read_sql(
+                "postgres", table=table, query=query, columns=columns, kind=kind, source_day=day
+            )
         frame = self._read_only_frame(sql)
         if query is None or columns is None:
             return frame
@@ -141,6 +155,29 @@ class PostgresWarehouse:
         with self._read_only() as cur:
             self._run(cur, sql)
             return [(c.name, c.type_display) for c in cur.description or ()]
+
+    def source_day_summary(
+        self,
+        *,
+        table: str | None = None,
+        query: str | None = None,
+        day_column: str | None,
+        watermark_column: str,
+        timezone: str = "UTC",
+        start: date | None = None,
+    ) -> list[tuple[date | None, int, str | None]]:
+        """Per-day row count and max watermark (see ``Warehouse.source_day_summary``)."""
+        return summarize_days(
+            "postgres",
+            self.source_schema,
+            self._read_only_frame,
+            table=table,
+            query=query,
+            day_column=day_column,
+            watermark_column=watermark_column,
+            timezone=timezone,
+            start=start,
+        )
 
     def _read_only_frame(self, sql: str) -> pd.DataFrame:
         """Run ``sql`` (unchecked: callers check it) in a rolled-back read-only transaction."""

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
+from datetime import date
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import pandas as pd
 
 from moments_pipeline.warehouse._query_check import SqlDialect
+from moments_pipeline.warehouse._source_sql import SourceDay
 
 WriteMode = Literal["append", "replace"]
 Params = Sequence[Any]
@@ -42,8 +44,13 @@ class Warehouse(Protocol):
         table: str | None = None,
         query: str | None = None,
         columns: Sequence[str] | None = None,
+        day: SourceDay | None = None,
     ) -> pd.DataFrame:
         """Read an audience source: ``table`` (only ``columns``, all when None) or ``query``.
+
+        With ``day``, only the rows of that day of ``day.column`` (a DATE or TIMESTAMP[TZ]
+        column of the source; any other type is a ``WarehouseError``) are read, filtered in
+        the warehouse.
 
         A query is checked (one read-only SELECT, ``UnsafeQueryError`` otherwise) and, like the
         table read, runs in a read-only transaction without file or network access, rolled
@@ -59,6 +66,23 @@ class Warehouse(Protocol):
         self, *, table: str | None = None, query: str | None = None
     ) -> list[tuple[str, str]]:
         """``(column, type)`` of a source without reading a row (same checks as ``read_source``)."""
+        ...
+
+    def source_day_summary(
+        self,
+        *,
+        table: str | None = None,
+        query: str | None = None,
+        day_column: str | None,
+        watermark_column: str,
+        timezone: str = "UTC",
+        start: date | None = None,
+    ) -> list[tuple[date | None, int, str | None]]:
+        """``(day, rows, max watermark as text)`` per day from ``start`` on, in one aggregate.
+
+        Same checks and read-only path as ``read_source``; rows without a day are left out.
+        Without ``day_column``, one row for the whole source (its day None).
+        """
         ...
 
     def read_table(self, table: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
