@@ -57,6 +57,23 @@ class StrictLoader(yaml.SafeLoader):
                     first[key] = line
         return super().construct_mapping(node, deep=deep)  # type: ignore[arg-type]
 
+    def construct_lenient_timestamp(self, node: ScalarNode) -> Any:
+        """A date or timestamp, or its text when impossible (``2026-13-01``).
+
+        PyYAML raises a bare ValueError there; as text, validation refuses it with its field
+        and line (``partition.start_date``) like any other bad value.
+        """
+        try:
+            return self.construct_yaml_timestamp(node)
+        except ValueError:
+            return self.construct_scalar(node)
+
+
+StrictLoader.add_constructor(
+    "tag:yaml.org,2002:timestamp",
+    StrictLoader.construct_lenient_timestamp,
+)
+
 
 @dataclass
 class ParsedYaml:

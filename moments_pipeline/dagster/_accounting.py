@@ -6,7 +6,8 @@ be in exactly one participant's ``source_rows`` or in quarantine. The numbers go
 participants' metadata (``moments/rows_in``, ``moments/rows_in_participants``,
 ``moments/rows_quarantined``, ``moments/dropped`` and ``moments/dropped/<REASON>``), and the
 ``every_row_accounted_for`` check asserts them, so a lost or doubled row fails visibly.
-Pure functions of the recorded rows, plus ``collect`` that reads them.
+Pure functions of the recorded rows, plus ``collect`` that reads them (one partition's rows of
+a partitioned audience).
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
+from moments_pipeline.config import PARTITION_COLUMN
 from moments_pipeline.dagster import _metadata as md
-from moments_pipeline.dagster import _tables
-from moments_pipeline.dagster._specs import CHECK_ROWS_ACCOUNTED, AudienceSpecs
+from moments_pipeline.dagster import _partitions, _tables
+from moments_pipeline.dagster._specs import CHECK_ROWS_ACCOUNTED, UNPARTITIONED, AudienceSpecs
 from moments_pipeline.identity import DroppedValueReason
-from moments_pipeline.warehouse import Warehouse, quote_table
+from moments_pipeline.warehouse import Warehouse, quote_identifier, quote_table
 
 _SAMPLE = 10
 
@@ -45,22 +47,33 @@ class RecordedRows:
     dropped_by_reason: dict[str, int]
 
     @classmethod
-    def collect(cls, warehouse: Warehouse, specs: AudienceSpecs) -> RecordedRows:
-        """Read the counts and row ids back from the audience's tables."""
+    def collect(
+        cls, warehouse: Warehouse, specs: AudienceSpecs, partition: str = UNPARTITIONED
+    ) -> RecordedRows:
+        """Read the counts and row ids back from the audience's tables (one partition's)."""
         tables = specs.tables
+        # A partitioned audience's tables hold every day: count this partition's rows only.
+        scope, params = "", []
+        if partition != UNPARTITIONED:
+            scope, params = f" WHERE {quote_identifier(PARTITION_COLUMN)} = ?", [partition]
         (rows_in,) = warehouse.fetch_all(
-            f"SELECT count(*) FROM {quote_table(tables.source_snapshot)}"  # noqa: S608
+            f"SELECT count(*) FROM {quote_table(tables.source_snapshot)}{scope}",  # noqa: S608
+            params,
         )[0]
-        participants = _tables.read_table(
+        participants = _partitions.read_partition(
             warehouse,
             tables.participants,
+            partition,
             json_columns=_tables.PARTICIPANTS_JSON_COLUMNS,
             columns=["source_rows"],
         )
-        quarantine = warehouse.read_table(tables.quarantine, ["row_id", "reason"])
+        quarantine = _partitions.read_partition(
+            warehouse, tables.quarantine, partition, json_columns=(), columns=["row_id", "reason"]
+        )
         dropped = warehouse.fetch_all(
-            f"SELECT reason, count(*) FROM {quote_table(tables.dropped_values)} "  # noqa: S608
-            "GROUP BY reason"
+            f"SELECT reason, count(*) FROM {quote_table(tables.dropped_values)}{scope} "  # noqa: S608
+            "GROUP BY reason",
+            params,
         )
         return cls(
             rows_in=int(rows_in),

@@ -12,6 +12,8 @@ resource only, never the Moments one):
 Executed alone (the UI's "Execute" on a check, ``AssetSelection.checks_for_assets``) or after
 the assets in one run, they read the same records and give the same answers. Nothing here
 reaches around the ``LedgerStore`` protocol: the ledger is only read, through its methods.
+A partitioned audience's checks evaluate each partition of the run (every stored partition when
+executed alone, with no partition chosen) and pass only if every one passes.
 """
 
 from collections import defaultdict
@@ -22,7 +24,7 @@ import dagster as dg
 import pandas as pd
 from dagster import AssetCheckExecutionContext
 
-from moments_pipeline.dagster import _accounting, _tables
+from moments_pipeline.dagster import _accounting, _partitions, _tables
 from moments_pipeline.dagster import _metadata as md
 from moments_pipeline.dagster._asset_metadata import FlowOutcomes
 from moments_pipeline.dagster._resources import WarehouseResource
@@ -80,11 +82,17 @@ class SentEvidence:
         participants: pd.DataFrame,
         quarantine: pd.DataFrame,
         batches: Sequence[BatchRecord] | None = None,
+        partition: str = UNPARTITIONED,
+        account_conflicts: Sequence[tuple[str, str]] | None = None,
     ) -> "SentEvidence":
-        """Read the audience's sent batch members and compare them with the prepared tables."""
+        """Read the audience's sent batch members and compare them with the prepared tables.
+
+        ``account_conflicts`` (masked, as read once for a check step over many partitions)
+        spares reading the account-wide view again; None reads it.
+        """
         audience = specs.audience
         if batches is None:
-            batches = ledger.batches(audience.name, UNPARTITIONED, audience.flow.campaign_id)
+            batches = ledger.batches(audience.name, partition, audience.flow.campaign_id)
         left = [b.batch_id for b in batches if b.state in MAY_HAVE_LEFT]
         owners: dict[tuple[str, str], set[str]] = defaultdict(set)
         sent: set[str] = set()
@@ -99,10 +107,12 @@ class SentEvidence:
             for rows in participants.loc[mask, "source_rows"]:
                 sent_rows.update(str(r) for r in (rows if _tables.is_listlike(rows) else [rows]))
         quarantined = {str(r) for r in quarantine.get("row_id", [])}
-        account = [
-            (kind, md.mask_identifier(ident))
-            for kind, ident in ledger.identifier_conflicts(_CONFLICT_LIMIT)
-        ]
+        account = account_conflicts
+        if account is None:
+            account = [
+                (kind, md.mask_identifier(ident))
+                for kind, ident in ledger.identifier_conflicts(_CONFLICT_LIMIT)
+            ]
         return cls(
             owners={k: frozenset(v) for k, v in owners.items()},
             sent_person_keys=frozenset(sent),
@@ -142,27 +152,38 @@ class RecordedSync:
     participants: int
 
     @classmethod
-    def collect(cls, warehouse: Warehouse, specs: AudienceSpecs) -> "RecordedSync | None":
-        """Read the records; None when there are none yet (nothing prepared or synced)."""
+    def collect(
+        cls,
+        warehouse: Warehouse,
+        specs: AudienceSpecs,
+        partition: str = UNPARTITIONED,
+        account_conflicts: Sequence[tuple[str, str]] | None = None,
+    ) -> "RecordedSync | None":
+        """Read the records (of one partition); None when there are none yet."""
         tables, audience = specs.tables, specs.audience
         ledger = SqlLedgerStore(warehouse)
         needed = [tables.participants, tables.quarantine, ledger.table_names()["outbox"]]
         if not all(warehouse.table_exists(t) for t in needed):
             return None
-        participants = _tables.read_table(
+        participants = _partitions.read_partition(
             warehouse,
             tables.participants,
+            partition,
             json_columns=_tables.PARTICIPANTS_JSON_COLUMNS,
             columns=["person_key", "source_rows"],
         )
-        quarantine = warehouse.read_table(tables.quarantine, ["row_id"])
+        quarantine = _partitions.read_partition(
+            warehouse, tables.quarantine, partition, json_columns=(), columns=["row_id"]
+        )
         campaign = audience.flow.campaign_id
-        batches = ledger.batches(audience.name, UNPARTITIONED, campaign)
+        batches = ledger.batches(audience.name, partition, campaign)
         keys = participants["person_key"].astype(str).tolist()
         return cls(
             statuses=ledger.statuses(campaign, keys),
             unresolved_batches=[b for b in batches if b.state in _UNRESOLVED],
-            evidence=SentEvidence.collect(ledger, specs, participants, quarantine, batches),
+            evidence=SentEvidence.collect(
+                ledger, specs, participants, quarantine, batches, partition, account_conflicts
+            ),
             participants=len(keys),
         )
 
@@ -239,6 +260,16 @@ def _nothing_recorded(spec: dg.AssetCheckSpec, what: str) -> dg.AssetCheckResult
     )
 
 
+def _check_scopes(
+    context: AssetCheckExecutionContext, specs: AudienceSpecs, warehouse: Warehouse
+) -> list[str]:
+    """The partitions to check: the run's, or every one the participants table holds."""
+    if specs.audience.partition is None:
+        return [UNPARTITIONED]
+    stored = _partitions.stored_partitions(warehouse, specs.tables.participants)
+    return _partitions.partition_scopes(context, specs.audience, stored)
+
+
 def build_audience_checks(specs: AudienceSpecs) -> list[dg.AssetChecksDefinition]:
     """The prepare and the flow-report check definitions of one audience."""
     return [_prepare_checks(specs), _report_checks(specs)]
@@ -246,17 +277,25 @@ def build_audience_checks(specs: AudienceSpecs) -> list[dg.AssetChecksDefinition
 
 def _prepare_checks(specs: AudienceSpecs) -> dg.AssetChecksDefinition:
     @dg.multi_asset_check(specs=list(specs.prepare_checks), name=specs.op_name("prepare_checks"))
-    def _checks(warehouse: WarehouseResource) -> Iterator[dg.AssetCheckResult]:
+    def _checks(
+        context: AssetCheckExecutionContext, warehouse: WarehouseResource
+    ) -> Iterator[dg.AssetCheckResult]:
         tables = specs.tables
         with warehouse.open() as wh:
-            if not all(
-                wh.table_exists(t)
-                for t in (tables.source_snapshot, tables.participants, tables.quarantine)
-            ):
+            needed = (tables.source_snapshot, tables.participants, tables.quarantine)
+            scopes = _check_scopes(context, specs, wh) if all(map(wh.table_exists, needed)) else []
+            if not scopes:
                 yield from (_nothing_recorded(s, "the participants") for s in specs.prepare_checks)
                 return
-            recorded = _accounting.RecordedRows.collect(wh, specs)
-        yield _accounting.accounting_check(specs, recorded)
+            results = {
+                p: [
+                    _accounting.accounting_check(
+                        specs, _accounting.RecordedRows.collect(wh, specs, p)
+                    )
+                ]
+                for p in scopes
+            }
+        yield from _partitions.range_check_results(results)
 
     return _checks
 
@@ -273,12 +312,21 @@ def _report_checks(specs: AudienceSpecs) -> dg.AssetChecksDefinition:
         context: AssetCheckExecutionContext, warehouse: WarehouseResource
     ) -> Iterator[dg.AssetCheckResult]:
         wanted = {k.name for k in context.selected_asset_check_keys}
+        per_partition: dict[str, list[dg.AssetCheckResult]] = {}
         with warehouse.open() as wh:
-            recorded = RecordedSync.collect(wh, specs)
-        if recorded is None:
+            # The account-wide conflicts are one view for every partition: read them once.
+            account: Sequence[tuple[str, str]] | None = None
+            for partition in _check_scopes(context, specs, wh):
+                recorded = RecordedSync.collect(wh, specs, partition, account)
+                if recorded is None:
+                    per_partition = {}
+                    break
+                per_partition[partition] = report_check_results(specs, recorded)
+                account = recorded.evidence.account_conflicts
+        if not per_partition:
             results = [_nothing_recorded(s, "the flow report") for s in specs.checks]
         else:
-            results = report_check_results(specs, recorded)
+            results = _partitions.range_check_results(per_partition)
         yield from (r for r in results if r.check_name in wanted)
 
     return _checks

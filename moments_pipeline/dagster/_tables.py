@@ -30,10 +30,12 @@ __all__ = [
     "DROPPED_VALUES_JSON_COLUMNS",
     "PARTICIPANTS_JSON_COLUMNS",
     "QUARANTINE_JSON_COLUMNS",
+    "decode_json_columns",
     "is_listlike",
     "printable",
     "quarantine_rows",
     "read_table",
+    "storable_frame",
     "sync_participants",
     "with_bodies",
     "write_table",
@@ -71,6 +73,11 @@ def write_table(
     PostgreSQL; ``read_table`` with the same ``json_columns`` turns it back into lists. Every
     other text cell is stored as text (NUL replaced by U+FFFD).
     """
+    warehouse.write_frame(table, storable_frame(frame, json_columns), mode="replace")
+
+
+def storable_frame(frame: pd.DataFrame, json_columns: Sequence[str]) -> pd.DataFrame:
+    """``frame`` as ``write_table`` stores it (JSON list columns, NUL-free text)."""
     out = frame.copy()
     for column in out.columns:
         if column in json_columns:
@@ -81,7 +88,7 @@ def write_table(
             )
         else:
             out[column] = _storable_text(out[column])
-    warehouse.write_frame(table, out, mode="replace")
+    return out
 
 
 def read_table(
@@ -92,7 +99,11 @@ def read_table(
     columns: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """Read a table written by ``write_table``, decoding the declared JSON columns to lists."""
-    frame = warehouse.read_table(table, columns)
+    return decode_json_columns(warehouse.read_table(table, columns), json_columns)
+
+
+def decode_json_columns(frame: pd.DataFrame, json_columns: Sequence[str]) -> pd.DataFrame:
+    """The declared JSON text columns of a stored frame decoded to lists (in place)."""
     for column in json_columns:
         if column in frame.columns:
             frame[column] = [

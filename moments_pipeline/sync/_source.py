@@ -11,11 +11,18 @@ module returns answers and never logs.
 from __future__ import annotations
 
 import difflib
+from datetime import date
 
 import pandas as pd
 
 from moments_pipeline.config import AudienceConfig
-from moments_pipeline.warehouse import UnsafeQueryError, Warehouse, WarehouseError
+from moments_pipeline.warehouse import (
+    SourceDay,
+    UnsafeQueryError,
+    Warehouse,
+    WarehouseError,
+    date_kind,
+)
 
 #: How many source columns a problem lists when no close match exists.
 _LISTED_COLUMNS = 12
@@ -38,6 +45,8 @@ def source_field_paths(audience: AudienceConfig) -> dict[str, list[str]]:
         ),
         *((f"variables.{k}", c) for k, c in audience.variables.items()),
         ("conflicts.recency_column", audience.conflicts.recency_column),
+        ("partition.date_column", audience.partition.date_column if audience.partition else None),
+        ("sensor.watermark_column", audience.sensor.watermark_column if audience.sensor else None),
     ]
     paths: dict[str, list[str]] = {}
     for path, column in named:
@@ -79,24 +88,60 @@ def source_problems(warehouse: Warehouse, audience: AudienceConfig) -> list[str]
             )
             hint = f"the source has: {shown}"
         problems.extend(f"{path}: column {column!r} not in source ({hint})" for path in paths)
+    partition = audience.partition
+    types = dict(schema)
+    if partition is not None and partition.date_column in types:
+        found = types[partition.date_column]
+        if date_kind(found) is None:  # a day is cut from a DATE or a TIMESTAMP only
+            problems.append(
+                f"partition.date_column: column {partition.date_column!r} is {found}, "
+                "not a DATE or TIMESTAMP"
+            )
     return problems
 
 
-def read_audience_source(warehouse: Warehouse, audience: AudienceConfig) -> pd.DataFrame:
+def source_day(audience: AudienceConfig, partition_key: str) -> SourceDay | None:
+    """The day filter of one partition (``YYYY-MM-DD``); None for an unpartitioned audience.
+
+    Raises:
+        ValueError: The audience is partitioned and the key is not a day, or the reverse.
+    """
+    partition = audience.partition
+    if partition is None:
+        if partition_key:
+            raise ValueError(f"audience {audience.name!r} is not partitioned: {partition_key!r}")
+        return None
+    try:
+        day = date.fromisoformat(partition_key)
+    except ValueError:
+        raise ValueError(
+            f"audience {audience.name!r}: partition key {partition_key!r} is not a day (YYYY-MM-DD)"
+        ) from None
+    return SourceDay(partition.date_column, day, partition.timezone)
+
+
+def read_audience_source(
+    warehouse: Warehouse, audience: AudienceConfig, partition_key: str = ""
+) -> pd.DataFrame:
     """Read the columns the audience uses (``audience.source_columns()``) from its source.
 
     Args:
         warehouse: The warehouse the audience's ``source.connection`` names.
         audience: A validated audience; call ``source_problems`` first for readable errors.
+        partition_key: The day (``YYYY-MM-DD``) of a partitioned audience: only that day's
+            rows are read, filtered in the warehouse; "" for an unpartitioned one.
 
     Returns:
-        One row per source row, exactly the audience's columns.
+        One row per source row, exactly the audience's columns (and the partition's date
+        column).
 
     Raises:
         UnsafeQueryError: The query is refused (nothing ran).
         WarehouseError: The read failed (a missing column, the server refused it...).
     """
     source = audience.source
-    return warehouse.read_source(
-        table=source.table, query=source.query, columns=audience.source_columns()
-    )
+    day = source_day(audience, partition_key)
+    columns = audience.source_columns()
+    if day is not None and day.column not in columns:
+        columns.append(day.column)  # kept in the snapshot: each row shows the day it is of
+    return warehouse.read_source(table=source.table, query=source.query, columns=columns, day=day)
