@@ -367,6 +367,26 @@ def _newsletter(
     return rows
 
 
+N_SUBSCRIBERS = 40
+
+
+def _subscribers(rng: random.Random) -> list[dict[str, str | None]]:
+    """The mirror audience's source (``audiences/active_subscribers.yaml``).
+
+    A clean, small subscription table whose ``status`` the demo changes to show removals (its
+    own addresses, so its people are nobody else's).
+    """
+    return [
+        {
+            "subscriber_id": f"S{i:04d}",
+            "email": f"subscriber{i:03d}@news.example.net",
+            "first_name": rng.choice(FIRST_NAMES),
+            "status": "unsubscribed" if i % 10 == 9 else "active",
+        }
+        for i in range(N_SUBSCRIBERS)
+    ]
+
+
 def _write(path: Path, rows: list[dict[str, str | None]]) -> None:
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]), lineterminator="\n")
@@ -375,12 +395,14 @@ def _write(path: Path, rows: list[dict[str, str | None]]) -> None:
 
 
 def main() -> None:
-    """Write the three sample CSVs next to this script."""
+    """Write the sample CSVs next to this script."""
     rng = random.Random(SEED)
     customers = _customers(rng)
     _write(HERE / "customers.csv", customers)
     _write(HERE / "cart_events.csv", _cart_events(rng, customers))
     _write(HERE / "newsletter_signups.csv", _newsletter(rng, customers))
+    # Its own generator: adding it changes none of the bytes above.
+    _write(HERE / "subscribers.csv", _subscribers(random.Random(SEED + 11)))
 
 
 if __name__ == "__main__":

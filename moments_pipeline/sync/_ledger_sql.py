@@ -28,9 +28,10 @@ READ COMMITTED. Every other outbox write is conditional on the states the transi
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import pandas as pd
@@ -49,6 +50,7 @@ from ._protocols import (
     QuarantineRow,
     StatusRow,
 )
+from ._removal_ledger import RemovalLedger
 from ._reports import IN_FLOW_REASON
 from ._states import (
     MAY_HAVE_LEFT,
@@ -79,7 +81,11 @@ def _marks(n: int) -> str:
     return ", ".join("?" * n)
 
 
-class SqlLedgerStore(OutboxWrites):
+#: Advisory lock key of ``ensure_schema`` on PostgreSQL (any fixed bigint; "mpledger").
+_SCHEMA_LOCK_KEY = 0x6D706C6564676572
+
+
+class SqlLedgerStore(OutboxWrites, RemovalLedger):
     """``LedgerStore`` over any ``Warehouse`` (DuckDB file or PostgreSQL database).
 
     Args:
@@ -140,6 +146,7 @@ class SqlLedgerStore(OutboxWrites):
             f"ON {self.outbox} (audience, partition_key, campaign_id)",
             f"CREATE INDEX IF NOT EXISTS {self.callbacks_table}_key "
             f"ON {self.callbacks_table} (callback_data)",
+            *self.removal_ddl(),  # mirror membership (``_removal_ledger``)
         ]
         # A ledger written by an earlier release gains the columns added since (idempotent; the
         # defaults read as that release meant: NULL anchor = the person key, no claimant).
@@ -152,6 +159,11 @@ class SqlLedgerStore(OutboxWrites):
             )
         ]
         with self.warehouse.transaction():
+            if self.warehouse.dialect == "postgres":
+                # Concurrent runs: two sessions' CREATE ... IF NOT EXISTS race on pg_type, and
+                # their ALTER TABLEs (an exclusive lock each, even when the column exists)
+                # deadlock; one schema check at a time, until this transaction ends.
+                self.warehouse.execute("SELECT pg_advisory_xact_lock(?)", [_SCHEMA_LOCK_KEY])
             for statement in ddl:
                 self.warehouse.execute(statement)
 
@@ -482,26 +494,46 @@ class SqlLedgerStore(OutboxWrites):
         Returns the lease as it stands afterwards (``holder`` equal to ours: acquired).
         """
         wh, expires = self.warehouse, now + ttl_s
-        inserted = wh.execute(
-            f"INSERT INTO {self.lease_table} (scope, holder, description, expires_at) "  # noqa: S608
-            "VALUES (?, ?, ?, ?) ON CONFLICT (scope) DO NOTHING",
-            [scope, holder, description, expires],
-        )
+        try:
+            inserted = wh.execute(
+                f"INSERT INTO {self.lease_table} (scope, holder, description, expires_at) "  # noqa: S608
+                "VALUES (?, ?, ?, ?) ON CONFLICT (scope) DO NOTHING",
+                [scope, holder, description, expires],
+            )
+        except Exception:
+            # Two connections inserting the scope at once: DuckDB aborts one of them (a write
+            # conflict or a duplicate key) instead of doing nothing, possibly before the other
+            # has committed. Once the row shows, the conditional UPDATE below decides; a row
+            # that never shows means the error was something else.
+            if not self._lease_row_appears(scope):
+                raise
+            inserted = 0
         if inserted != 1:
             wh.execute(
                 f"UPDATE {self.lease_table} SET holder = ?, description = ?, "  # noqa: S608
                 "expires_at = ? WHERE scope = ? AND (expires_at < ? OR holder = ?)",
                 [holder, description, expires, scope, now, holder],
             )
-        rows = wh.fetch_all(
-            f"SELECT scope, holder, description, expires_at FROM {self.lease_table} "  # noqa: S608
-            "WHERE scope = ?",
-            [scope],
-        )
+        rows = self._lease_row(scope)
         if not rows:  # released between our two statements: simply try again
             return self.acquire_lease(scope, holder, description=description, now=now, ttl_s=ttl_s)
         r = rows[0]
         return Lease(str(r[0]), str(r[1]), str(r[2]), float(r[3]))
+
+    def _lease_row_appears(self, scope: str, wait_s: float = 2.0) -> bool:
+        deadline = time.monotonic() + wait_s
+        while not self._lease_row(scope):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.01)
+        return True
+
+    def _lease_row(self, scope: str) -> list[tuple[Any, ...]]:
+        return self.warehouse.fetch_all(
+            f"SELECT scope, holder, description, expires_at FROM {self.lease_table} "  # noqa: S608
+            "WHERE scope = ?",
+            [scope],
+        )
 
     def renew_lease(self, scope: str, holder: str, *, now: float, ttl_s: float) -> bool:
         """Extend ``holder``'s lease; False when another run has it (or nobody does)."""
@@ -528,6 +560,7 @@ class SqlLedgerStore(OutboxWrites):
             "quarantine": self.quarantine_table,
             "callbacks": self.callbacks_table,
             "run_lease": self.lease_table,
+            **self.removal_table_names(),
         }
 
     def identifier_conflicts(self, limit: int) -> list[tuple[str, str]]:

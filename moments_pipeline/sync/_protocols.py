@@ -18,7 +18,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from ._states import BatchState
+from ._membership import PlanPerson, PlanSummary, RemovalRecord
+from ._states import BatchState, RemovalState
 
 
 class SendKind(enum.StrEnum):
@@ -37,6 +38,9 @@ class SendKind(enum.StrEnum):
     FLOW_UNAVAILABLE = "FLOW_UNAVAILABLE"
     """404 (40401): the flow is missing or not active. Nothing was queued, and no later request
     of the run can succeed, so the run stops."""
+    FORM_UNAVAILABLE = "FORM_UNAVAILABLE"
+    """403/404 on a forms write: the form is not ACTIVE or does not exist. Nothing was
+    processed, and no later request for that form can succeed, so the run stops."""
 
 
 class CallbackVerdict(enum.StrEnum):
@@ -456,6 +460,52 @@ class LedgerStore(Protocol):
 
     def release_lease(self, scope: str, holder: str) -> None:
         """Give the lease up (only if ``holder`` still holds it)."""
+        ...
+
+    # -- mirror membership (``_removal_ledger``; states in ``_states.REMOVAL_TRANSITIONS``) ----
+
+    def record_plan(
+        self, summary: PlanSummary, people: Sequence[PlanPerson], removals: Sequence[RemovalRecord]
+    ) -> None:
+        """Record a plan, its (masked) people and its PLANNED removals in one transaction.
+
+        Earlier PLANNED removals of the scope become DISCARDED; REMOVING ones stay.
+        """
+        ...
+
+    def latest_plan(self, audience: str, partition_key: str) -> PlanSummary | None:
+        """The most recent recorded plan of one (audience, partition)."""
+        ...
+
+    def plan_people(
+        self, plan_id: str, partition_key: str = "", limit: int | None = None
+    ) -> list[PlanPerson]:
+        """The people of one recorded plan of one partition, identifiers masked."""
+        ...
+
+    def removals(
+        self,
+        audience: str,
+        partition_key: str,
+        campaign_id: int,
+        states: Sequence[RemovalState] | None = None,
+    ) -> list[RemovalRecord]:
+        """Removals of one (audience, partition, flow), optionally in some states only."""
+        ...
+
+    def move_removal(
+        self,
+        removal_id: str,
+        new: RemovalState,
+        *,
+        reason: str | None = None,
+        status: StatusRow | None = None,
+    ) -> bool:
+        """Compare-and-set one removal to ``new`` (with the person's ``status``, atomically).
+
+        False, writing nothing, when its stored state may not move to ``new``. Durable when it
+        returns (the REMOVING mark is written before the DELETE is issued).
+        """
         ...
 
     def identifier_conflicts(self, limit: int) -> list[tuple[str, str]]:

@@ -13,7 +13,9 @@ exactly-once argument):
 - SENDING: written durably after the rate slot is acquired and right before the request is
   issued; from then on the request may have reached Infobip. Found by a later run without an
   answer, it becomes HELD.
-- SENT: Infobip answered with an operationId. REPORTED: the final report is stored.
+- SENT: Infobip answered with an operationId. REPORTED: the final report is stored. For a
+  form submission or view (outbox scope ``form:<id>``, ``sync/_forms.py``) SENT is final: its
+  ``{"status": "OK"}`` is the whole answer, no operationId or report follows.
 - HELD: may have reached Infobip and nothing says whether it did; resolved by a callback or a
   report naming its operation, or by an operator's re-send.
 - FAILED: refused before processing (a 4xx other than 429): nothing was queued.
@@ -108,15 +110,19 @@ class ParticipantStatus(enum.StrEnum):
     """Its batch may have reached Infobip; nothing says whether it did."""
     ACCEPTED = "ACCEPTED"
     REJECTED = "REJECTED"
+    REMOVED = "REMOVED"
+    """A mirror audience removed the person from the flow (no longer delivered: a return to
+    the audience adds them again)."""
 
 
 _P = ParticipantStatus
-_UNSETTLED = (_P.NOT_SENT, _P.PENDING, _P.HELD, _P.REJECTED)
+_UNSETTLED = (_P.NOT_SENT, _P.PENDING, _P.HELD, _P.REJECTED, _P.REMOVED)
 
 STATUS_TRANSITIONS: frozenset[tuple[ParticipantStatus | None, ParticipantStatus]] = frozenset(
     {(None, new) for new in _P}  # a first record may say anything
     | {(old, new) for old in _UNSETTLED for new in _P}  # not in the flow yet: anything next
     | {(_P.ACCEPTED, _P.ACCEPTED)}  # in the flow: stays there (a late copy of the verdict)
+    | {(_P.ACCEPTED, _P.REMOVED)}  # in the flow, then removed by its mirror audience
 )
 """Allowed (old, new) pairs of a participant's status; ``None`` is "no record yet".
 
@@ -140,6 +146,70 @@ def check_status_transition(
     if (old_status, new_status) not in STATUS_TRANSITIONS:
         raise IllegalTransition("participant", str(old), str(new), subject)
     return new_status
+
+
+class RemovalState(enum.StrEnum):
+    """Where one planned removal (a DELETE of remove-people-from-flow) stands.
+
+    The contract's reading (``sync/_removals.py``): a repeated DELETE is safe, so unlike a
+    send, a removal whose fate is unknown is repeated, never held.
+    """
+
+    PLANNED = "PLANNED"
+    """In a recorded plan; no DELETE issued yet."""
+    REMOVING = "REMOVING"
+    """Marked durably right before the DELETE: it may have reached Infobip. Found so by a later
+    run (crash, or an unconfirmed answer), the DELETE is repeated."""
+    REMOVED = "REMOVED"
+    """Infobip answered 200: the person left the flow."""
+    GONE = "GONE"
+    """Infobip says the person is not (or no longer) in the flow (40006) or unknown (40402):
+    the wanted end state, by an earlier attempt of ours or by someone else."""
+    REFUSED = "REFUSED"
+    """Infobip refused the DELETE before processing it (a 4xx other than 40006/40402): the
+    person may still be in the flow; a later plan lists them again."""
+    DISCARDED = "DISCARDED"
+    """Planned but never issued, and superseded: a newer plan, the person is back, or the
+    run stopped before it (a later plan lists them again)."""
+
+
+_R = RemovalState
+
+REMOVAL_TRANSITIONS: frozenset[tuple[RemovalState | None, RemovalState]] = frozenset(
+    {
+        (None, _R.PLANNED),  # recorded with its plan
+        (_R.PLANNED, _R.REMOVING),  # right before the DELETE is issued
+        (_R.PLANNED, _R.DISCARDED),  # superseded before anything was issued
+        (_R.REMOVING, _R.REMOVING),  # repeated (crash, unconfirmed answer): safe per contract
+        (_R.REMOVING, _R.REMOVED),  # 200
+        (_R.REMOVING, _R.GONE),  # 40006 / 40402: not in the flow
+        (_R.REMOVING, _R.REFUSED),  # a 4xx refusal of this DELETE (nothing processed)
+        (_R.REMOVING, _R.PLANNED),  # the run stopped: flow missing or inactive, key refused
+    }
+)
+"""Every allowed (old, new) pair of removal states; ``None`` is "no record yet"."""
+
+REMOVAL_OPEN: frozenset[RemovalState] = frozenset({_R.PLANNED, _R.REMOVING})
+"""Removals still to do: a run applies them (REMOVING ones are repeated)."""
+
+
+def check_removal_transition(
+    old: RemovalState | None, new: RemovalState, subject: str = ""
+) -> RemovalState:
+    """Return ``new`` if a removal may go from ``old`` to it; else raise ``IllegalTransition``."""
+    if (old, new) not in REMOVAL_TRANSITIONS:
+        raise IllegalTransition("removal", None if old is None else old.value, new.value, subject)
+    return new
+
+
+def removal_predecessors(new: RemovalState) -> tuple[RemovalState, ...]:
+    """The stored states a removal may come from to reach ``new`` (for SQL ``IN`` lists)."""
+    return tuple(
+        sorted(
+            (o for o, n in REMOVAL_TRANSITIONS if n is new and o is not None),
+            key=lambda s: s.value,
+        )
+    )
 
 
 def status_pairs_sql() -> list[str]:

@@ -28,12 +28,13 @@ from moments_pipeline.sync import (
     check_status_transition,
     check_transition,
 )
+from tests.sync.memory_removals import MemoryRemovals
 
 MAX_PENDING_CALLBACKS = 4  # the SQL store's bound, restated: this double shares no code with it
 _SENT_OR_LATER = MAY_HAVE_LEFT
 
 
-class MemoryLedgerStore:
+class MemoryLedgerStore(MemoryRemovals):
     def __init__(self) -> None:
         self.outbox: dict[str, BatchRecord] = {}
         self.members: dict[str, list[BatchMember]] = {}
