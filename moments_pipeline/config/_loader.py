@@ -14,7 +14,7 @@ import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -23,6 +23,7 @@ from moments_pipeline.config._models import AudienceConfig
 from moments_pipeline.config._yaml import Loc, line_of, parse_yaml
 
 AUDIENCE_SUFFIXES = (".yaml", ".yml")
+_M = TypeVar("_M", bound=BaseModel)
 
 
 class ConfigError(ValueError):
@@ -102,9 +103,9 @@ def _model_of(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
-def _model_at(loc: Loc) -> type[BaseModel] | None:
+def _model_at(loc: Loc, root: type[BaseModel] = AudienceConfig) -> type[BaseModel] | None:
     """The model that validates the mapping at ``loc`` (None below a plain dict or list)."""
-    model: type[BaseModel] | None = AudienceConfig
+    model: type[BaseModel] | None = root
     for part in loc:
         if model is None or not isinstance(part, str) or part not in model.model_fields:
             return None
@@ -112,8 +113,8 @@ def _model_at(loc: Loc) -> type[BaseModel] | None:
     return model
 
 
-def _unknown_field(loc: Loc) -> str:
-    model = _model_at(loc[:-1])
+def _unknown_field(loc: Loc, root: type[BaseModel] = AudienceConfig) -> str:
+    model = _model_at(loc[:-1], root)
     known = list(model.model_fields) if model is not None else []
     match = difflib.get_close_matches(str(loc[-1]), known, n=1)
     if match:
@@ -121,7 +122,9 @@ def _unknown_field(loc: Loc) -> str:
     return f"unknown field (allowed: {', '.join(known)})" if known else "unknown field"
 
 
-def _problems(error: ValidationError, lines: Mapping[Loc, int]) -> list[tuple[int, str]]:
+def _problems(
+    error: ValidationError, lines: Mapping[Loc, int], root: type[BaseModel] = AudienceConfig
+) -> list[tuple[int, str]]:
     problems = []
     for item in error.errors(include_url=False, include_input=False):
         # Validators wrapped in Annotated add the function name to loc: keep only data keys
@@ -130,7 +133,7 @@ def _problems(error: ValidationError, lines: Mapping[Loc, int]) -> list[tuple[in
             p for p in item["loc"] if not (isinstance(p, str) and p.startswith("function-"))
         )
         if item["type"] == "extra_forbidden":
-            message = _unknown_field(loc)
+            message = _unknown_field(loc, root)
         else:
             message = item["msg"].removeprefix("Value error, ")
         line = line_of(lines, tuple(p for p in loc if p != "[key]"))
@@ -142,15 +145,26 @@ def _problems(error: ValidationError, lines: Mapping[Loc, int]) -> list[tuple[in
 def _validate(
     data: Any, path: Path | str, lines: Mapping[Loc, int], found: list[tuple[int, str]]
 ) -> AudienceConfig:
+    return _validate_as(AudienceConfig, data, path, lines, found)
+
+
+def _validate_as(
+    model: type[_M],
+    data: Any,
+    path: Path | str,
+    lines: Mapping[Loc, int],
+    found: list[tuple[int, str]],
+) -> _M:
+    """Validate ``data`` as ``model`` (an audience or a form source), every problem at once."""
     problems = list(found)
     audience = None
     if not isinstance(data, dict):
         problems.append((0, f"<root>: expected a mapping, got {type(data).__name__}"))
     else:
         try:
-            audience = AudienceConfig.model_validate(data)
+            audience = model.model_validate(data)
         except ValidationError as exc:
-            problems.extend(_problems(exc, lines))
+            problems.extend(_problems(exc, lines, model))
     if problems or audience is None:
         # By line, so the message reads like the file; problems without a line come first.
         raise ConfigError(path, [text for _, text in sorted(problems, key=lambda p: p[0])])
@@ -189,6 +203,15 @@ def load_audience(path: Path | str) -> AudienceConfig:
         ConfigError: The file is unreadable, not YAML, has a repeated key, or is not a valid
             audience.
     """
+    return load_model_file(AudienceConfig, path)
+
+
+def load_model_file(model: type[_M], path: Path | str) -> _M:
+    """Read one YAML file as ``model``; errors name the file, the line and the field.
+
+    Raises:
+        ConfigError: unreadable, not YAML, a repeated key, or not a valid ``model``.
+    """
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -205,7 +228,7 @@ def load_audience(path: Path | str) -> AudienceConfig:
         (line, f"line {line}: {_field_path(loc)}: {message}")
         for line, loc, message in parsed.duplicates
     ]
-    return _validate(parsed.data, path, parsed.lines, duplicates)
+    return _validate_as(model, parsed.data, path, parsed.lines, duplicates)
 
 
 @dataclass

@@ -8,6 +8,20 @@ phone) is dropped from the participant and recorded in ``PreparedAudience.droppe
 from moments_pipeline.identity import _rules as rules
 from moments_pipeline.identity._emails import Normalized, normalize_emails
 from moments_pipeline.identity._flow_payload import to_flow_participants
+from moments_pipeline.identity._form_people import (
+    FORM_FIELD_INVALID,
+    FormSourceError,
+    FormSubmissionRow,
+    PreparedForm,
+    form_audience,
+    prepare_form,
+)
+from moments_pipeline.identity._form_rows import (
+    FormDefinitionError,
+    check_row,
+    identifier_fields,
+    mapping_problems,
+)
 from moments_pipeline.identity._mask import mask_anchor, mask_identifier
 from moments_pipeline.identity._participants import (
     IDENTITY_COLUMNS,
@@ -19,19 +33,29 @@ from moments_pipeline.identity._prepare import PreparedAudience, prepare_audienc
 from moments_pipeline.identity._reasons import DroppedValueReason, QuarantineReason
 
 __all__ = [
+    "FORM_FIELD_INVALID",
     "IDENTITY_COLUMNS",
     "DroppedValueReason",
+    "FormDefinitionError",
+    "FormSourceError",
+    "FormSubmissionRow",
     "IdentityInvariantError",
     "Normalized",
     "PreparedAudience",
+    "PreparedForm",
     "QuarantineReason",
+    "check_row",
+    "form_audience",
+    "identifier_fields",
     "library_phone",
+    "mapping_problems",
     "mask_anchor",
     "mask_identifier",
     "normalize_emails",
     "normalize_phones",
     "participant_identities",
     "prepare_audience",
+    "prepare_form",
     "rules",
     "to_flow_participants",
 ]
