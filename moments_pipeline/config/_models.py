@@ -8,11 +8,14 @@ YAML key is an error, not a silently ignored setting.
 from __future__ import annotations
 
 import re
+import zoneinfo
+from datetime import date
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from moments_pipeline.config._catalog import CronExpression, Owner, Tags
 from moments_pipeline.config._project import LEDGER_CONNECTION
 from moments_pipeline.warehouse import check_select_query, pipeline_table_refusal
 
@@ -235,6 +238,100 @@ class ReportConfig(_Strict):
     max_rejection_rate: float = Field(default=0.05, ge=0.0, le=1.0)
 
 
+# -- partitions and sensors (issue 10) -------------------------------------------------------
+
+#: Column the pipeline adds to a partitioned audience's stored tables (snapshot, participants,
+#: quarantine, dropped values): the partition key of each row. Reserved: no audience may read a
+#: source column of that name.
+PARTITION_COLUMN = "moments_partition"
+
+_TIMEZONE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+){0,2}$")
+
+
+def _check_timezone(value: str) -> str:
+    # An IANA name only (it is rendered into the warehouse's day boundaries): the pattern keeps
+    # quotes and spaces out, zoneinfo proves it exists.
+    if not _TIMEZONE_RE.fullmatch(value):
+        raise ValueError(f"{value!r} is not an IANA time zone name (e.g. UTC, Europe/Zurich)")
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r} (e.g. UTC, Europe/Zurich)") from None
+    return value
+
+
+class PartitionConfig(_Strict):
+    """Daily partitions: each partition is the source rows of one day of ``date_column``.
+
+    Attributes:
+        date_column: DATE, TIMESTAMP or TIMESTAMPTZ column of the source; a row belongs to the
+            day its value falls on in ``timezone`` (a TIMESTAMP without zone is read as wall
+            time of ``timezone``).
+        start_date: First day (partition) of the audience.
+        timezone: IANA name of the time zone days are cut in.
+    """
+
+    date_column: Column
+    start_date: date
+    timezone: Annotated[str, AfterValidator(_check_timezone)] = "UTC"
+
+
+class SensorConfig(_Strict):
+    """Opt-in warehouse sensor: a run per partition whose rows changed.
+
+    Attributes:
+        watermark_column: Column whose maximum changes when rows change (``updated_at``); the
+            fingerprint of a partition is its row count plus this maximum.
+        minimum_interval_s: Seconds between two evaluations (each is one aggregate query).
+    """
+
+    watermark_column: Column
+    minimum_interval_s: int = Field(default=60, ge=5, le=86_400)
+
+
+# -- schedule, owners and tags: how an audience shows in Dagster (issue 10) ------------------
+
+
+class ScheduleConfig(_Strict):
+    """When the audience is synced on its own (a Dagster schedule of the audience's assets).
+
+    Attributes:
+        cron: Five-field cron expression or macro (``0 6 * * *``, ``@daily``).
+        timezone: IANA time zone the cron is read in (default UTC).
+        default_status: ``STOPPED`` (default: an operator turns it on in the UI, so a new
+            deployment never starts sending by itself) or ``RUNNING``.
+    """
+
+    cron: CronExpression
+    timezone: Annotated[str, AfterValidator(_check_timezone)] = "UTC"
+    default_status: Literal["RUNNING", "STOPPED"] = "STOPPED"
+
+
+# -- membership (mirror mode) and its removal guard (issue 11) ---------------------------------
+
+
+class Membership(StrEnum):
+    """What the audience's rows mean for the flow."""
+
+    ADD = "add"
+    """Rows are added; nobody is ever removed (the default)."""
+    MIRROR = "mirror"
+    """The flow mirrors the rows: people this audience added who left the rows are removed."""
+
+
+class RemovalGuardConfig(_Strict):
+    """Limits of one run's removals (a mirror audience); the guard check refuses beyond them.
+
+    Attributes:
+        max_removal_share: Removals may be at most this share of the people this audience has
+            in the flow (default 10 %).
+        max_removals: Absolute cap on one run's removals (none by default).
+    """
+
+    max_removal_share: float = Field(default=0.10, ge=0.0, le=1.0)
+    max_removals: int | None = Field(default=None, ge=0)
+
+
 class AudienceConfig(_Strict):
     """One audience: a warehouse source mapped onto Moments flow participants.
 
@@ -248,6 +345,13 @@ class AudienceConfig(_Strict):
         flow: Target flow.
         conflicts: Identity conflict policy.
         report: Report deadline and rejection budget.
+        partition: Daily partitions by a date column (None: one unpartitioned audience).
+        sensor: Warehouse sensor requesting runs when the source changes (None: no sensor).
+        membership: ``add`` (default) or ``mirror`` (people who leave the rows leave the flow).
+        removals: The removal guard's limits (mirror audiences).
+        schedule: Cron and timezone of a scheduled sync (None: synced when launched).
+        owners: Dagster owners of the audience's assets (e-mail or ``team:<name>``).
+        tags: Dagster tags of the audience's assets (strict keys and values).
     """
 
     name: Column
@@ -261,6 +365,25 @@ class AudienceConfig(_Strict):
     flow: FlowConfig
     conflicts: ConflictConfig = Field(default_factory=ConflictConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
+    partition: PartitionConfig | None = None
+    sensor: SensorConfig | None = None
+    membership: Membership = Membership.ADD
+    removals: RemovalGuardConfig = Field(default_factory=RemovalGuardConfig)
+    # How the audience shows in Dagster (rules in config/_catalog.py).
+    schedule: ScheduleConfig | None = None
+    owners: tuple[Owner, ...] = ()
+    tags: Tags = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _partition_column_is_free(self) -> AudienceConfig:
+        # The stored tables carry the partition key in this column: a source column of that
+        # name would be overwritten.
+        if self.partition is not None and PARTITION_COLUMN in self.source_columns():
+            raise ValueError(
+                f"column {PARTITION_COLUMN!r} is reserved for the partition key of partitioned "
+                "audiences; rename it in the source (e.g. with a query)"
+            )
+        return self
 
     def source_columns(self) -> list[str]:
         """Every source column the audience reads, in a stable order without repeats."""

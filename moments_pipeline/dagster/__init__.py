@@ -8,6 +8,7 @@ what the assets recorded, never sending). ``moments_pipeline.dagster.definitions
 holds the project's ``defs`` for ``dagster dev -w workspace.yaml``.
 """
 
+from moments_pipeline.dagster._component import MomentsAudiences
 from moments_pipeline.dagster._factory import build_audience_assets
 from moments_pipeline.dagster._metadata import mask_identifier, mask_participant
 from moments_pipeline.dagster._resources import MomentsResource, WarehouseResource
@@ -33,6 +34,7 @@ __all__ = [
     "METADATA_PREFIX",
     "AudienceSpecs",
     "AudienceTables",
+    "MomentsAudiences",
     "MomentsResource",
     "SyncRunConfig",
     "WarehouseResource",

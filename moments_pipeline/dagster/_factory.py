@@ -11,12 +11,16 @@ evaluated on what the steps recorded, so executing a check never runs a step. Op
   flow_report), or with run config ``dry_run: true`` a preview that calls nothing;
 - ``<audience>__prepare_checks`` (blocking) and ``<audience>__report_checks``: the checks.
 
+A partitioned audience's ops are daily-partitioned with a single-run backfill policy: each step
+works on every partition of its run, one after the other (``_partitions``).
+
 Here too: the engine run and the mapping of its terminal errors to a step failure.
 """
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -25,14 +29,16 @@ from dagster import AssetExecutionContext
 
 from moments_pipeline.config import AudienceConfig
 from moments_pipeline.dagster import _metadata as md
-from moments_pipeline.dagster import _steps, _tables
+from moments_pipeline.dagster import _partitions, _steps, _tables
 from moments_pipeline.dagster._checks import build_audience_checks
-from moments_pipeline.dagster._resources import MomentsResource, WarehouseResource
-from moments_pipeline.dagster._specs import UNPARTITIONED, AudienceSpecs, build_audience_specs
+from moments_pipeline.dagster._removals import build_membership_assets, with_plan_first
+from moments_pipeline.dagster._resources import ACCOUNT_POOL, MomentsResource, WarehouseResource
+from moments_pipeline.dagster._specs import AudienceSpecs, build_audience_specs
 from moments_pipeline.dagster._steps import SyncRunConfig
 from moments_pipeline.sync import (
     DestinationStoppedError,
     MomentsFlowDestination,
+    ProgressCallback,
     SqlLedgerStore,
     SyncEngine,
     SyncOptions,
@@ -43,37 +49,67 @@ from moments_pipeline.sync import (
 )
 
 
-def build_audience_assets(audience: AudienceConfig) -> list[dg.AssetsDefinition]:
+def build_audience_assets(
+    audience: AudienceConfig,
+    *,
+    source_file: Path | None = None,
+    source_line: int | None = None,
+    warehouse_kinds: Mapping[str, str] | None = None,
+) -> list[dg.AssetsDefinition]:
     """Build the assets and the asset checks of one audience.
 
     Args:
         audience: A validated audience definition.
+        source_file: Its YAML file (code references in the UI).
+        source_line: The line of its ``name:`` in that file.
+        warehouse_kinds: Connection name -> ``duckdb`` / ``postgres`` (asset kinds).
 
     Returns:
         Three assets definitions (source, prepare, sync: five assets in all), then two asset
         checks definitions (prepare checks, report checks).
     """
-    specs = build_audience_specs(audience)
+    specs = build_audience_specs(
+        audience,
+        source_file=source_file,
+        source_line=source_line,
+        warehouse_kinds=warehouse_kinds,
+    )
+    specs = with_plan_first(specs)  # mirror membership: the sync waits for the guarded plan
     return [
         _source_asset(specs),
         _prepare_asset(specs),
         _sync_asset(specs),
         *build_audience_checks(specs),
+        *build_membership_assets(specs),
     ]
 
 
+def _partitioning(specs: AudienceSpecs) -> dict[str, Any]:
+    """Daily partitions and the one-run backfill policy of a partitioned audience."""
+    return {
+        "partitions_def": _partitions.partitions_def(specs.audience),
+        "backfill_policy": _partitions.backfill_policy(specs.audience),
+    }
+
+
 def _source_asset(specs: AudienceSpecs) -> dg.AssetsDefinition:
-    @dg.multi_asset(name=specs.op_name("source"), specs=[specs.source])
+    @dg.multi_asset(name=specs.op_name("source"), specs=[specs.source], **_partitioning(specs))
     def _source(context: AssetExecutionContext, warehouse: WarehouseResource) -> Iterator[Any]:
-        yield _steps.snapshot_source(specs, warehouse)
+        partitions = _partitions.run_partitions(context, specs.audience)
+        yield _steps.snapshot_source(specs, warehouse, partitions)
 
     return _source
 
 
 def _prepare_asset(specs: AudienceSpecs) -> dg.AssetsDefinition:
-    @dg.multi_asset(name=specs.op_name("prepare"), specs=[specs.participants, specs.quarantine])
+    @dg.multi_asset(
+        name=specs.op_name("prepare"),
+        specs=[specs.participants, specs.quarantine],
+        **_partitioning(specs),
+    )
     def _prepare(context: AssetExecutionContext, warehouse: WarehouseResource) -> Iterator[Any]:
-        yield from _steps.prepare(specs, warehouse)
+        partitions = _partitions.run_partitions(context, specs.audience)
+        yield from _steps.prepare(specs, warehouse, partitions)
 
     return _prepare
 
@@ -85,6 +121,10 @@ def _sync_asset(specs: AudienceSpecs) -> dg.AssetsDefinition:
         # Subsettable so that every output is optional: a dry run materializes nothing (it only
         # records an observation), and selecting one of the two assets is honoured.
         can_subset=True,
+        # One Dagster pool for the account's sending steps: caps how many run at once. The
+        # request RATE across them (and across processes) is the shared pacing record's job.
+        pool=ACCOUNT_POOL,
+        **_partitioning(specs),
     )
     def _sync(
         context: AssetExecutionContext,
@@ -105,11 +145,23 @@ def _engine_result(
     quarantine: pd.DataFrame,
     config: SyncRunConfig,
     run_id: str,
+    partition: str,
+    progress: ProgressCallback | None = None,
 ) -> SyncResult:
-    """Run the engine to its result; a stopped sync becomes the step's failure."""
+    """Run the engine on one partition to its result; a stopped sync becomes the step's failure."""
     try:
         return asyncio.run(
-            _run_engine(audience, moments, ledger, participants, quarantine, config, run_id)
+            _run_engine(
+                audience,
+                moments,
+                ledger,
+                participants,
+                quarantine,
+                config,
+                run_id,
+                partition,
+                progress,
+            )
         )
     except SyncStoppedError as exc:  # no flow_report: nothing in it would be final
         raise _stopped_failure(audience, exc) from None
@@ -141,6 +193,8 @@ async def _run_engine(
     quarantine: pd.DataFrame,
     config: SyncRunConfig,
     run_id: str,
+    partition: str,
+    progress: ProgressCallback | None,
 ) -> SyncResult:
     options = SyncOptions(
         report_deadline_s=audience.report.deadline_s,
@@ -156,14 +210,14 @@ async def _run_engine(
         notify_url = stack.enter_context(server).notify_url if server is not None else None
         async with moments.get_client() as client:
             destination = MomentsFlowDestination(client, notify_url=notify_url)
-            engine = SyncEngine(destination, ledger, options=options)
+            engine = SyncEngine(destination, ledger, options=options, progress=progress)
             result = await engine.run(
                 run_id=run_id,
                 audience=audience.name,
-                partition_key=UNPARTITIONED,
+                partition_key=partition,
                 campaign_id=audience.flow.campaign_id,
                 participants=participants,
-                quarantine=_tables.quarantine_rows(audience.name, UNPARTITIONED, quarantine),
+                quarantine=_tables.quarantine_rows(audience.name, partition, quarantine),
             )
         if server is not None:  # reports the receiver refused never reached the engine
             result.callbacks_rejected += server.receiver.stats.rejected

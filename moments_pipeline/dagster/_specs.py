@@ -1,7 +1,8 @@
 """The translator: a pure function from an audience definition to Dagster asset and check specs.
 
 Like the translators of dagster-dlt and dagster-sling, this module decides names, keys, groups,
-kinds and descriptions and nothing else: no I/O, no resources, no execution. Every audience
+kinds, owners, tags, descriptions (the YAML's ``description`` first) and code references (to the
+YAML file and line it is given) and nothing else: no I/O, no resources, no execution. Every audience
 becomes five assets in a group named after it, keyed ``<audience>/<step>``, plus asset checks
 on its flow report and the row accounting check on its participants (``_checks`` evaluates
 them in steps of their own). The table names the
@@ -10,11 +11,15 @@ assets write to are derived here too, so the keys, the UI and the warehouse agre
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import dagster as dg
+from dagster._core.definitions.metadata.source_code import CodeReferencesMetadataSet
 
-from moments_pipeline.config import AudienceConfig
+from moments_pipeline.config import LEDGER_CONNECTION, AudienceConfig
 
 #: Prefix of every metadata key this package writes (Dagster's convention: namespaced keys).
 METADATA_PREFIX = "moments/"
@@ -106,11 +111,39 @@ def _source_description(audience: AudienceConfig) -> str:
     return f"Snapshot of the audience's source rows, read from {what}"
 
 
-def build_audience_specs(audience: AudienceConfig) -> AudienceSpecs:
+def _code_references(file: Path | None, line: int | None) -> dict[str, object]:
+    # The UI's link from each asset to the YAML that defines it (Dagster's code references).
+    if file is None:
+        return {}
+    with warnings.catch_warnings():  # beta in 1.13: the warning would repeat on every load
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        reference = dg.LocalFileCodeReference(
+            file_path=str(file.absolute()), line_number=line, label=f"audience {file.name}"
+        )
+        references = dg.CodeReferencesMetadataValue(code_references=[reference])
+        return dict(CodeReferencesMetadataSet(code_references=references))
+
+
+def _with_description(audience: AudienceConfig, step: str) -> str:
+    # The YAML's description says what the audience is for; the step's what the asset holds.
+    return f"{audience.description}\n\n{step}" if audience.description else step
+
+
+def build_audience_specs(
+    audience: AudienceConfig,
+    *,
+    source_file: Path | None = None,
+    source_line: int | None = None,
+    warehouse_kinds: Mapping[str, str] | None = None,
+) -> AudienceSpecs:
     """Translate one audience into asset and check specs.
 
     Args:
         audience: A validated audience definition.
+        source_file: The YAML file defining it: every asset gets a code reference to it.
+        source_line: The line of its ``name:`` in that file.
+        warehouse_kinds: Connection name -> ``duckdb`` / ``postgres`` (``_catalog``), shown as
+            the kind of the assets stored in (or read from) that warehouse.
 
     Returns:
         The specs; calling this twice gives equal results and touches nothing.
@@ -118,57 +151,79 @@ def build_audience_specs(audience: AudienceConfig) -> AudienceSpecs:
     name = audience.name
     tables = audience_tables(name)
     campaign = audience.flow.campaign_id
-    tags = {"moments/audience": name}
+    tags = {**audience.tags, "moments/audience": name}
+    kinds = dict(warehouse_kinds or {})
+    stored_in = {kinds[LEDGER_CONNECTION]} if LEDGER_CONNECTION in kinds else set()
+    connection = audience.source.connection
+    read_from = {kinds[connection]} if connection in kinds else set()
+    # Every asset: the audience's group, tags, owners and a link to its YAML file.
+    owners = list(audience.owners)
+    origin = _code_references(source_file, source_line)
     key = {step: audience_asset_key(name, step) for step in (SOURCE, PARTICIPANTS, QUARANTINE)}
     key |= {step: audience_asset_key(name, step) for step in (FLOW_SYNC, FLOW_REPORT)}
     flow_meta = {f"{METADATA_PREFIX}campaign_id": campaign}
 
     source = dg.AssetSpec(
         key[SOURCE],
-        description=_source_description(audience),
-        kinds={"sql"},
-        metadata={"dagster/table_name": tables.source_snapshot},
+        description=_with_description(audience, _source_description(audience)),
+        kinds={"sql", *read_from, *stored_in},
+        metadata={"dagster/table_name": tables.source_snapshot, **origin},
         group_name=name,
         tags=tags,
+        owners=owners,
     )
     participants = dg.AssetSpec(
         key[PARTICIPANTS],
         deps=[key[SOURCE]],
-        description="One row per person: normalized identifiers, attributes and source rows.",
-        kinds={"pandas"},
-        metadata={"dagster/table_name": tables.participants},
+        description=_with_description(
+            audience, "One row per person: normalized identifiers, attributes and source rows."
+        ),
+        kinds={"pandas", *stored_in},
+        metadata={"dagster/table_name": tables.participants, **origin},
         group_name=name,
         tags=tags,
+        owners=owners,
     )
     quarantine = dg.AssetSpec(
         key[QUARANTINE],
         deps=[key[SOURCE]],
-        description="Input rows held back from the flow, each with a reason and detail.",
-        kinds={"pandas"},
-        metadata={"dagster/table_name": tables.quarantine},
+        description=_with_description(
+            audience, "Input rows held back from the flow, each with a reason and detail."
+        ),
+        kinds={"pandas", *stored_in},
+        metadata={"dagster/table_name": tables.quarantine, **origin},
         group_name=name,
         tags=tags,
+        owners=owners,
     )
     flow_sync = dg.AssetSpec(
         key[FLOW_SYNC],
         deps=[key[PARTICIPANTS], key[QUARANTINE]],
-        description=f"Participants sent to Moments flow {campaign} (exactly once, via the ledger).",
+        description=_with_description(
+            audience,
+            f"Participants sent to Moments flow {campaign} (exactly once, via the ledger).",
+        ),
         kinds={"infobip"},
-        metadata=flow_meta,
+        metadata={**flow_meta, **origin},
         skippable=True,
         group_name=name,
         tags=tags,
+        owners=owners,
     )
     flow_report = dg.AssetSpec(
         key[FLOW_REPORT],
         deps=[key[FLOW_SYNC]],
-        description=f"Final status (ACCEPTED/REJECTED with reason) of every participant of flow "
-        f"{campaign}, persisted in the ledger's status table.",
-        kinds={"infobip"},
-        metadata=flow_meta,
+        description=_with_description(
+            audience,
+            f"Final status (ACCEPTED/REJECTED with reason) of every participant of flow "
+            f"{campaign}, persisted in the ledger's status table.",
+        ),
+        kinds={"infobip", *stored_in},
+        metadata={**flow_meta, **origin},
         skippable=True,
         group_name=name,
         tags=tags,
+        owners=owners,
     )
     limit = audience.report.max_rejection_rate
     checks = (

@@ -11,7 +11,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from moments_pipeline.config import ConfigError, load_audiences
+from moments_pipeline.config import ConfigError, load_audiences, load_form_sources
 from moments_pipeline.dagster import MomentsResource, WarehouseResource, build_audience_assets
 
 REPO = Path(__file__).resolve().parents[2]
@@ -42,6 +42,16 @@ def test_definitions_load_with_the_full_asset_graph(
         dg.AssetKey([n, step])
         for n in names
         for step in ("source", "participants", "quarantine", "flow_sync", "flow_report")
+    }
+    expected |= {  # mirror membership: the plan and the removals
+        dg.AssetKey([n, step])
+        for n, audience in names.items()
+        if audience.membership == "mirror"
+        for step in ("membership_plan", "flow_removals")
+    }
+    # The form catalog and one asset per form source (audiences/forms/*.yaml).
+    expected |= {dg.AssetKey(["forms", "catalog"])} | {
+        dg.AssetKey(["forms", n]) for n in load_form_sources(REPO / "audiences" / "forms")
     }
     assert set(graph.get_all_asset_keys()) == expected
     for name in names:

@@ -76,7 +76,7 @@ def test_definitions_from_env_read_each_named_connection(
     monkeypatch.delenv("MOMENTS_SOURCE_CRM_URL", raising=False)
     sys.modules.pop("moments_pipeline.dagster.definitions", None)
     with pytest.raises(ConfigError, match="MOMENTS_SOURCE_CRM_URL"):
-        importlib.import_module("moments_pipeline.dagster.definitions")
+        _ = importlib.import_module("moments_pipeline.dagster.definitions").defs
     monkeypatch.setenv("MOMENTS_SOURCE_CRM_URL", f"duckdb:///{tmp_path / 'crm.duckdb'}")
     sys.modules.pop("moments_pipeline.dagster.definitions", None)
     module = importlib.import_module("moments_pipeline.dagster.definitions")
