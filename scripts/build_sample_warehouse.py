@@ -25,6 +25,11 @@ TYPED_COLUMNS: dict[str, dict[str, str]] = {
     "customers": {"marketing_opt_in": "boolean", "signup_date": "datetime64[ms]"},
     "cart_events": {"cart_value": "float64", "abandoned_at": "datetime64[ms, UTC]"},
     "newsletter_signups": {"signed_up_at": "datetime64[ms]"},
+    "store_signups": {},  # a form source (audiences/forms/store_signups.yaml)
+    "form_view_events": {"viewed_at": "datetime64[ms]"},  # audiences/forms/kiosk_views.yaml
+    "subscribers": {},  # the mirror audience (audiences/active_subscribers.yaml)
+    # The daily-partitioned audience (audiences/newsletter_daily.yaml).
+    "daily_signups": {"signed_up_at": "datetime64[ms]", "updated_at": "datetime64[ms]"},
 }
 
 

@@ -2,10 +2,12 @@
 
 Steps: build the sample DuckDB warehouse from ``data_samples/`` (fresh each time), start the
 emulator (``moments-pipeline emulator`` on a free loopback port, Infobip's real 10 requests/s),
-materialize each audience's assets and checks in process on an ephemeral Dagster instance, print
+materialize each audience's assets and checks in process on the project's Dagster instance
+(``.dagster_home/``, so ``make dev`` shows these runs; the emulator journals its state in
+``.demo/emulator.journal``, which ``make dev`` serves again), print
 a summary per audience, execute every asset check once more on its own (as the UI's "Execute"
 does: the checks read the ledger and tables, so nothing may be sent), stop the emulator, and say
-how to open the same project in ``dagster dev``. Exits non-zero when a run or a check failed,
+how to open the same project with ``make dev``. Exits non-zero when a run or a check failed,
 something was left held or pending, a check executed alone sent a request or materialized an
 asset, or the emulator recorded a single profile merge.
 """
@@ -15,7 +17,6 @@ from __future__ import annotations
 import os
 import secrets
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -24,10 +25,14 @@ import httpx
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
+import dagster_home  # noqa: E402
+import demo_mirror  # noqa: E402  (the mirror audience: a plan with removals, applied)
+import demo_partitions  # noqa: E402  (the daily-partitioned audience: sensor + one backfill run)
 from build_sample_warehouse import build_duckdb  # noqa: E402
 from emulator_process import served_emulator  # noqa: E402
 
 WAREHOUSE = REPO / ".demo" / "warehouse.duckdb"
+JOURNAL = REPO / ".demo" / "emulator.journal"
 EMULATOR_CONFIG = REPO / "data_samples" / "emulator.yaml"
 AUDIENCES = REPO / "audiences"
 # Fixed order: later audiences meet the identities the earlier ones sent (the identity ledger).
@@ -101,6 +106,13 @@ def run_audience(job: Any, instance: Any, name: str, base_url: str) -> tuple[boo
         f"  checks           {len(checks) - len(failed_checks)}/{len(checks)} passed"
         + (f"  FAILED: {', '.join(failed_checks)}" if failed_checks else ""),
     ]
+    # The sync step's progress lines (sent/total, req/s, ETA; at most one per 5 s) are INFO
+    # events of the run's log: shown here, since the console only prints warnings.
+    lines += [
+        f"  progress         {e.user_message}"
+        for e in instance.all_logs(result.run_id)
+        if e.user_message.startswith(f"{name}: sent ")
+    ]
     # Every check the audience declares must have been evaluated, not just the ones that ran.
     expected_checks = len(job.asset_layer.asset_graph.get_check_keys_for_assets(set(keys)))
     ok = (
@@ -115,12 +127,62 @@ def run_audience(job: Any, instance: Any, name: str, base_url: str) -> tuple[boo
     return ok, lines
 
 
+def run_forms(defs: Any, instance: Any, base_url: str) -> tuple[bool, list[str]]:
+    """Materialize the form catalog and every form source with their checks; a summary."""
+    import dagster as dg
+
+    keys = [k for k in defs.resolve_asset_graph().get_all_asset_keys() if k.path[0] == "forms"]
+    if not keys:
+        return True, []
+    result = dg.materialize(
+        list(defs.assets),
+        resources=defs.resources,
+        instance=instance,
+        selection=dg.AssetSelection.assets(*keys) | dg.AssetSelection.checks_for_assets(*keys),
+        raise_on_error=False,
+        run_config=QUIET,
+    )
+    checks = result.get_asset_check_evaluations()
+    passed = sum(c.passed for c in checks)
+    lines = []
+    held = 0
+    for event in result.get_asset_materialization_events():
+        meta = {k: v.value for k, v in event.materialization.metadata.items()}
+        name = "/".join(event.asset_key.path)
+        if "moments/forms" in meta:
+            changes = {
+                what: len(meta[f"moments/forms_{what}"]) for what in ("added", "changed", "removed")
+            }
+            lines.append(
+                f"{name}: {meta['moments/forms']} form(s), {meta['moments/form_fields']} field(s); "
+                + _fmt(changes)
+            )
+            continue
+        held += int(meta.get("moments/held", 0))
+        lines.append(
+            f"{name}: rows {meta['moments/rows_in']}, submitted {meta['moments/submitted']}, "
+            f"rejected {meta['moments/rejected']}, quarantined {meta['moments/quarantined']} "
+            f"({_fmt(meta['moments/quarantined_by_reason'])}), skipped "
+            f"{meta['moments/skipped']}, held {meta['moments/held']}"
+        )
+    form = "f23f0f7c-9898-4feb-8f21-5afe2c29db7e"
+    stored = httpx.get(f"{base_url}/_emulator/forms/{form}/submissions").json()
+    views = httpx.get(f"{base_url}/_emulator/forms/{form}/views").json()["views"]
+    lines.append(f"emulator: {len(stored)} submission(s), views {views}")
+    lines.append(f"form checks: {passed}/{len(checks)} passed")
+    ok = result.success and bool(checks) and passed == len(checks) and held == 0
+    if not result.success:
+        lines.append("FORMS RUN FAILED: see the step errors above")
+    return ok, lines
+
+
 def rerun_checks(defs: Any, instance: Any, names: list[str], base_url: str) -> tuple[bool, str]:
     """Execute every asset check alone, as the UI's "Execute" does: evaluated, nothing sent."""
     import dagster as dg
 
     before = len(httpx.get(f"{base_url}/_emulator/requests").json())
     keys = [dg.AssetKey([n, s]) for n in names for s in STEPS]
+    keys += demo_mirror.plan_keys(names, demo_mirror.mirror_names(AUDIENCES))  # the guard
     result = dg.materialize(
         list(defs.assets),
         resources=defs.resources,
@@ -146,12 +208,19 @@ def main() -> int:
     started = time.perf_counter()
     if WAREHOUSE.exists():
         WAREHOUSE.unlink()  # a fresh ledger each time: the emulator also starts empty
+    # The emulator journals its state here, and `make dev` serves the same journal: a UI run
+    # after the demo meets an emulator that knows everyone this ledger remembers.
+    JOURNAL.unlink(missing_ok=True)
     counts = build_duckdb(WAREHOUSE)
     print(f"sample warehouse: {WAREHOUSE} ({_fmt(counts)} rows)")
     api_key = secrets.token_urlsafe(16)
     all_ok = True
-    serve = served_emulator(api_key, "--config", str(EMULATOR_CONFIG), "--rate-limit", "10")
-    with serve as base_url, tempfile.TemporaryDirectory(prefix="dagster-home-") as home:
+    serve = served_emulator(
+        api_key, "--config", str(EMULATOR_CONFIG), "--rate-limit", "10", "--state", str(JOURNAL)
+    )
+    # The project's instance (.dagster_home/): the demo's runs stay in `make dev`'s history.
+    home = str(dagster_home.prepare())
+    with serve as base_url:
         print(f"emulator: {base_url} (10 requests/s)\n")
         os.environ.update(
             {
@@ -173,11 +242,28 @@ def main() -> int:
         job = defs.resolve_job_def("sync_all_audiences")
         names = list(load_audiences(AUDIENCES))
         ordered = [n for n in ORDER if n in names] + [n for n in names if n not in ORDER]
-        with dg.DagsterInstance.ephemeral() as instance:
+        with dg.DagsterInstance.get() as instance:
+            mirrored = demo_mirror.mirror_names(AUDIENCES)
+            partitioned = demo_partitions.partitioned_names(AUDIENCES)
             for name in ordered:
+                if name in partitioned:
+                    ok, lines = demo_partitions.run_partitioned(
+                        defs, job, instance, name, base_url, QUIET
+                    )
+                    all_ok &= ok
+                    print("\n".join(lines) + "\n")
+                    continue
+                if name in mirrored:
+                    ok, lines = demo_mirror.run_mirror(job, instance, name, base_url, WAREHOUSE)
+                    all_ok &= ok
+                    print("\n".join(lines) + "\n")
+                    continue
                 ok, lines = run_audience(job, instance, name, base_url)
                 all_ok &= ok
                 print("\n".join(lines) + "\n")
+            ok, lines = run_forms(defs, instance, base_url)
+            all_ok &= ok
+            print("\n".join(lines) + "\n")
             ok, line = rerun_checks(defs, instance, ordered, base_url)
             all_ok &= ok
             print(line)
@@ -188,13 +274,10 @@ def main() -> int:
         f"in {time.perf_counter() - started:.1f} s\n"
     )
     print(
-        "Open the same project in Dagster's UI:\n"
-        "  make emulator   # another terminal: the demo's emulator, 127.0.0.1:8089, key dev-key\n"
-        "  INFOBIP_BASE_URL=http://127.0.0.1:8089 INFOBIP_API_KEY=dev-key \\\n"
-        f"  MOMENTS_WAREHOUSE_URL=duckdb:///{WAREHOUSE} \\\n"
-        "  .venv/bin/dagster dev -w workspace.yaml\n"
-        "(the warehouse's ledger remembers who the demo already sent: against a fresh emulator,\n"
-        " `make demo` again rebuilds the warehouse; in the UI a re-run sends nothing new.)"
+        "Open the same project in Dagster's UI (these runs are in its history):\n"
+        "  make dev    # dg dev + the demo's emulator on 127.0.0.1:8089 with its journal\n"
+        f"(DAGSTER_HOME={home}; the emulator remembers who the demo sent, as the ledger does,\n"
+        " so a UI re-run sends nothing new; `make demo` again starts both afresh.)"
     )
     return 0 if all_ok and total_merges == 0 else 1
 

@@ -3,6 +3,8 @@
 # a suite that ran nothing has proved nothing.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+# The browser test (tests/ui/) drives Debian's chromium; install it first when it is missing.
+bash scripts/install_chromium.sh || { echo "run_tests.sh: cannot install chromium" >&2; exit 1; }
 .venv/bin/python -m pytest "$@"
 rc=$?
 if [ "$rc" -eq 5 ]; then
