@@ -208,3 +208,25 @@ def test_a_second_record_of_the_same_final_report_is_not_a_transition(
         sql_ledger.update_batches([dataclasses.replace(reported, operation_id="op-forged")])
     [got] = sql_ledger.batches("aud", "2026-11-25", 7)
     assert (got.state, got.operation_id) == (BatchState.REPORTED, "op-1")
+
+
+def test_statuses_of_many_keys_are_exactly_those_keys_rows(sql_ledger: SqlLedgerStore) -> None:
+    # Past _WHOLE_FLOW_READ_AFTER IN-lists the flow is read whole and filtered: the answer must
+    # be the same as the IN-list path's, other people and other flows left out.
+    wh = sql_ledger.warehouse
+    columns = (
+        "campaign_id, person_key, audience, partition_key, batch_id, operation_id, status, "
+        "error_reason, delivered"
+    )
+    wh.execute(
+        f"INSERT INTO {sql_ledger.status} ({columns}) "
+        "SELECT c.c, 'p' || lpad(CAST(g.i AS TEXT), 6, '0'), 'a', '', 'b', 'op', 'ACCEPTED', "
+        "NULL, true FROM generate_series(0, 59999) AS g(i) CROSS JOIN (VALUES (1), (2)) AS c(c)"
+    )
+    many = [f"p{i:06d}" for i in range(55_000)] + ["nobody"]
+    assert len(set(many)) > 100 * 500  # the whole-flow path
+    got = sql_ledger.statuses(1, many)
+    assert [r.person_key for r in got] == sorted(set(many) - {"nobody"})
+    assert {r.campaign_id for r in got} == {1}
+    few = ["p000007", "p059999", "nobody"]  # the IN-list path
+    assert [r.person_key for r in sql_ledger.statuses(1, few)] == ["p000007", "p059999"]
