@@ -16,7 +16,7 @@ from moments_pipeline.config._loader import (
     ConfigError,
     ConfigErrors,
     audience_files,
-    field_lines,
+    collect_named,
     load_model_file,
 )
 
@@ -56,20 +56,14 @@ def read_form_sources(path: Path | str) -> FormSourceFiles:
     path = Path(path)
     if not path.exists():
         return result
-    for file in audience_files(path):
-        try:
-            source = load_form_source(file)
-        except ConfigError as exc:
-            result.errors.append(exc)
-            continue
-        if source.name in result.sources:
-            line = field_lines(file).get("name")
-            where = f"line {line}: " if line is not None else ""
-            problem = f"{where}name: form source {source.name!r} is already defined in "
-            result.errors.append(ConfigError(file, [problem + str(result.files[source.name])]))
-            continue
-        result.sources[source.name] = source
-        result.files[source.name] = file
+    collect_named(
+        audience_files(path),
+        load_form_source,
+        "form source",
+        result.sources,
+        result.files,
+        result.errors,
+    )
     return result
 
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 import difflib
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -269,21 +269,52 @@ def read_audiences(path: Path | str) -> AudienceFiles:
         problem = f"does not exist (expected an audience file or directory{where})"
         result.errors.append(ConfigError(path, [problem]))
         return result
-    for file in audience_files(path):
+    collect_named(
+        audience_files(path),
+        load_audience,
+        "audience",
+        result.audiences,
+        result.files,
+        result.errors,
+    )
+    return result
+
+
+class _Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+_N = TypeVar("_N", bound=_Named)
+
+
+def collect_named(
+    files: Iterable[Path],
+    load: Callable[[Path], _N],
+    kind: str,
+    models: dict[str, _N],
+    defined_in: dict[str, Path],
+    errors: list[ConfigError],
+) -> None:
+    """Load each file into ``models`` by name, collecting errors instead of raising.
+
+    A second file using a name already taken is an error of that file (``kind`` names what a
+    file defines in the message: ``audience``, ``form source``).
+    """
+    for file in files:
         try:
-            audience = load_audience(file)
+            model = load(file)
         except ConfigError as exc:
-            result.errors.append(exc)
+            errors.append(exc)
             continue
-        if audience.name in result.audiences:
+        if model.name in models:
             line = field_lines(file).get("name")
             where = f"line {line}: " if line is not None else ""
-            problem = f"{where}name: audience {audience.name!r} is already defined in "
-            result.errors.append(ConfigError(file, [problem + str(result.files[audience.name])]))
+            problem = f"{where}name: {kind} {model.name!r} is already defined in "
+            errors.append(ConfigError(file, [problem + str(defined_in[model.name])]))
             continue
-        result.audiences[audience.name] = audience
-        result.files[audience.name] = file
-    return result
+        models[model.name] = model
+        defined_in[model.name] = file
 
 
 def load_audiences(path: Path | str) -> dict[str, AudienceConfig]:
