@@ -152,22 +152,32 @@ class SqlLedgerStore(OutboxWrites, RemovalLedger):
         ]
         # A ledger written by an earlier release gains the columns added since (idempotent; the
         # defaults read as that release meant: NULL anchor = the person key, no claimant).
-        ddl += [
-            f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column}"
-            for table, column in (
-                (self.members, "profile_anchor TEXT"),
-                (self.outbox, "claimed_by TEXT"),
-                (self.outbox, "resent_at TIMESTAMP"),
-            )
-        ]
+        added = (
+            (self.members, "profile_anchor", "TEXT"),
+            (self.outbox, "claimed_by", "TEXT"),
+            (self.outbox, "resent_at", "TIMESTAMP"),
+        )
         with self.warehouse.transaction():
             if self.warehouse.dialect == "postgres":
-                # Concurrent runs: two sessions' CREATE ... IF NOT EXISTS race on pg_type, and
-                # their ALTER TABLEs (an exclusive lock each, even when the column exists)
-                # deadlock; one schema check at a time, until this transaction ends.
+                # Concurrent runs: two sessions' CREATE ... IF NOT EXISTS race on pg_type;
+                # one schema check at a time, until this transaction ends.
                 self.warehouse.execute("SELECT pg_advisory_xact_lock(?)", [_SCHEMA_LOCK_KEY])
             for statement in ddl:
                 self.warehouse.execute(statement)
+            # ALTER TABLE takes an exclusive lock even when the column exists, and readers of
+            # the ledger (a check, a dashboard) holding a share lock on another table then
+            # deadlock with it: alter only a ledger that lacks the column.
+            for table, column, sql_type in added:
+                if column not in self._columns(table):
+                    self.warehouse.execute(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}")
+
+    def _columns(self, table: str) -> set[str]:
+        rows = self.warehouse.fetch_all(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_schema = current_schema() AND table_name = ?",
+            [table],
+        )
+        return {str(r[0]) for r in rows}
 
     # -- outbox -------------------------------------------------------------------------------
 

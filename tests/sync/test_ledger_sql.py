@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ from moments_pipeline.sync import (
     StatusRow,
     prior_identities_frame,
 )
-from moments_pipeline.warehouse import connect_warehouse
+from moments_pipeline.warehouse import PostgresWarehouse, connect_warehouse
 
 
 def _batch(batch_id: str, state: BatchState = BatchState.PLANNED) -> BatchRecord:
@@ -230,3 +231,26 @@ def test_statuses_of_many_keys_are_exactly_those_keys_rows(sql_ledger: SqlLedger
     assert {r.campaign_id for r in got} == {1}
     few = ["p000007", "p059999", "nobody"]  # the IN-list path
     assert [r.person_key for r in sql_ledger.statuses(1, few)] == ["p000007", "p059999"]
+
+
+@pytest.mark.postgres
+def test_ensure_schema_does_not_wait_for_a_reader_of_the_ledger(postgres_dsn: str) -> None:
+    # A reader in an open transaction holds a share lock on the outbox. ensure_schema of an
+    # up-to-date ledger must not need the exclusive lock ALTER TABLE takes (it waited for the
+    # reader, and deadlocked with one reading two tables in the other order).
+    writer = PostgresWarehouse(postgres_dsn)
+    reader = PostgresWarehouse(postgres_dsn)
+    try:
+        ledger = SqlLedgerStore(writer)
+        ledger.ensure_schema()
+        done = threading.Event()
+        with reader.transaction():
+            reader.fetch_all(f"SELECT count(*) FROM {ledger.outbox}")
+            worker = threading.Thread(target=lambda: (ledger.ensure_schema(), done.set()))
+            worker.start()
+            finished = done.wait(timeout=10)
+        worker.join(timeout=30)
+        assert finished, "ensure_schema waited for a reader's share lock"
+    finally:
+        writer.close()
+        reader.close()
